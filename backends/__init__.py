@@ -1,0 +1,1 @@
+"""Built-in inference backends; each registers through the ``register_backends`` hook."""

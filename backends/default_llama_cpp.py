@@ -1,0 +1,183 @@
+"""CPU text generation on llama-cpp-python (GGUF models).
+
+llama.cpp writes its own diagnostics through a C log callback; we route them into structlog at
+debug level so they never reach the user's terminal.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from aios.backend import (
+    Availability,
+    Backend,
+    CancelSignal,
+    Done,
+    GenerationEvent,
+    GenerationRequest,
+    TextGenerator,
+    Token,
+)
+from aios.config.schema import ModelFormat, ModelSpec
+from aios.errors import GenerationError, ModelError
+from aios.hookspecs import hookimpl
+
+log = structlog.get_logger("aios.backends.llama_cpp")
+_native_log = structlog.get_logger("llama.cpp")
+
+_log_callback: Any = None  # keep the ctypes callback alive for the process lifetime
+_log_lock = threading.Lock()
+
+
+def _import_llama_cpp() -> Any:
+    """Import llama_cpp and route its native log into structlog (once per process)."""
+    global _log_callback
+    import llama_cpp
+
+    with _log_lock:
+        if _log_callback is None:
+
+            @llama_cpp.llama_log_callback  # type: ignore[misc]
+            def _route(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+                line = text.decode("utf-8", "replace").rstrip()
+                if line:
+                    _native_log.debug("native", level=level, line=line)
+
+            llama_cpp.llama_log_set(_route, ctypes.c_void_p(0))
+            _log_callback = _route
+    return llama_cpp
+
+
+class LlamaCppModel(TextGenerator):
+    def __init__(self, spec: ModelSpec, llm: Any) -> None:
+        super().__init__(spec, LlamaCppBackend.name)
+        self._llm = llm
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def stream(
+        self, request: GenerationRequest, cancel: CancelSignal | None = None
+    ) -> Iterator[GenerationEvent]:
+        llm = self._llm
+        produced = 0
+
+        def count(input_ids: Any, scores: Any) -> Any:
+            # Runs once per sampled token in both the completion and chat paths.
+            nonlocal produced
+            produced += 1
+            return scores
+
+        t0 = time.perf_counter()
+        common: dict[str, Any] = dict(
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            top_k=request.top_k,
+            repeat_penalty=request.repeat_penalty,
+            stop=list(request.stop) or None,
+            seed=request.seed,
+            stream=True,
+            logits_processor=[count],
+        )
+        try:
+            if request.messages is not None:
+                prompt_tokens = self._chat_prompt_tokens(request.messages)
+                chunks = llm.create_chat_completion(messages=list(request.messages), **common)
+            else:
+                assert request.prompt is not None
+                prompt_tokens = len(llm.tokenize(request.prompt.encode("utf-8")))
+                if prompt_tokens + 1 > llm.n_ctx():
+                    raise GenerationError(
+                        f"prompt of {prompt_tokens} tokens does not fit the context window "
+                        f"of {llm.n_ctx()} tokens of model '{self.spec.id}'"
+                    )
+                chunks = llm.create_completion(prompt=request.prompt, **common)
+            finish = "stop"
+            for chunk in chunks:
+                # Compute happens lazily in next(): checking here stops within one token.
+                if cancel is not None and cancel.is_set():
+                    finish = "cancelled"
+                    chunks.close()
+                    break
+                choice = chunk["choices"][0]
+                text = choice.get("text")
+                if text is None:
+                    text = (choice.get("delta") or {}).get("content") or ""
+                if text:
+                    yield Token(text)
+                if choice.get("finish_reason") == "length":
+                    finish = "length"
+        except GenerationError:
+            raise
+        except ValueError as exc:  # llama-cpp-python reports context overflows this way
+            raise GenerationError(f"model '{self.spec.id}': {exc}") from exc
+        yield Done(
+            tokens_in=prompt_tokens,
+            tokens_out=produced,
+            finish_reason=finish,  # type: ignore[arg-type]
+            backend_ms=(time.perf_counter() - t0) * 1000,
+        )
+
+    def _chat_prompt_tokens(self, messages: tuple[dict[str, str], ...]) -> int:
+        # The chat template adds a few tokens per message; content dominates the count.
+        return sum(self.count_tokens(m.get("content", "")) + 4 for m in messages)
+
+    def close(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.close()
+
+
+class LlamaCppBackend(Backend):
+    name = "llama_cpp"
+    description = "CPU inference of GGUF models with llama-cpp-python (llama.cpp)."
+    formats = frozenset({ModelFormat.gguf})
+
+    def probe(self) -> Availability:
+        try:
+            llama_cpp = _import_llama_cpp()
+        except ImportError as exc:
+            return Availability(
+                False, f"llama-cpp-python is not installed ({exc}); pip install llama-cpp-python"
+            )
+        version = metadata.version("llama_cpp_python")
+        info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+        simd = [f for f in ("AVX512", "AVX2", "NEON", "SVE") if f"{f} = 1" in info]
+        where = f"CPU {'/'.join(simd) or 'generic'}, {os.cpu_count()} cores"
+        return Availability(True, f"llama-cpp-python {version}, {where}", {"system_info": info})
+
+    def load(self, spec: ModelSpec, path: Path) -> LlamaCppModel:
+        llama_cpp = _import_llama_cpp()
+        if not path.is_file():
+            raise ModelError(f"model '{spec.id}': file not found: {path}")
+        with path.open("rb") as f:
+            magic = f.read(4)
+        if magic != b"GGUF":
+            raise ModelError(f"model '{spec.id}': {path} is not a GGUF file (corrupt or wrong format)")
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=spec.context_length,
+                n_threads=spec.threads or os.cpu_count(),
+                n_batch=512,
+                seed=0,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(f"model '{spec.id}': llama.cpp cannot load {path}: {exc}") from exc
+        return LlamaCppModel(spec, llm)
+
+
+@hookimpl
+def register_backends(register: Any) -> None:
+    register(LlamaCppBackend)

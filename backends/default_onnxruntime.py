@@ -1,0 +1,88 @@
+"""ONNX models on onnxruntime's CPU execution provider (encoders, vision; used by later skills)."""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from aios.backend import Availability, Backend, TensorModel
+from aios.config.schema import ModelFormat, ModelSpec
+from aios.errors import GenerationError, ModelError
+from aios.hookspecs import hookimpl
+
+
+class OnnxModel(TensorModel):
+    def __init__(self, spec: ModelSpec, backend_name: str, session: Any) -> None:
+        super().__init__(spec, backend_name)
+        self.session = session
+        self.input_names = [i.name for i in session.get_inputs()]
+        self.output_names = [o.name for o in session.get_outputs()]
+
+    def run(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        missing = set(self.input_names) - set(inputs)
+        if missing:
+            raise GenerationError(
+                f"model '{self.spec.id}' needs inputs {sorted(missing)}; got {sorted(inputs)}"
+            )
+        try:
+            outputs = self.session.run(self.output_names, inputs)
+        except Exception as exc:  # onnxruntime raises its own untyped errors on bad shapes
+            raise GenerationError(f"model '{self.spec.id}': {exc}") from exc
+        return dict(zip(self.output_names, outputs, strict=True))
+
+    def close(self) -> None:
+        self.session = None
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    description = "ONNX models on onnxruntime's CPU execution provider."
+    formats = frozenset({ModelFormat.onnx})
+
+    def probe(self) -> Availability:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            return Availability(False, f"onnxruntime is not installed ({exc})")
+        return Availability(True, f"onnxruntime {ort.__version__}, CPUExecutionProvider")
+
+    def session_options(self, spec: ModelSpec) -> tuple[Any, list[Any]]:
+        """Session options and providers; NPU backends override this."""
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        if spec.threads:
+            so.intra_op_num_threads = spec.threads
+        so.log_severity_level = 3  # warnings and below go nowhere near the user's terminal
+        try:
+            import onnxruntime_extensions  # custom ops some shipped encoders need
+
+            so.register_custom_ops_library(onnxruntime_extensions.get_library_path())
+        except ImportError:
+            pass
+        return so, ["CPUExecutionProvider"]
+
+    def load(self, spec: ModelSpec, path: Path) -> OnnxModel:
+        import onnxruntime as ort
+
+        if not path.is_file():
+            raise ModelError(f"model '{spec.id}': file not found: {path}")
+        so, providers = self.session_options(spec)
+        try:
+            session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+        except Exception as exc:
+            raise ModelError(f"model '{spec.id}': onnxruntime cannot load {path}: {exc}") from exc
+        return OnnxModel(spec, self.name, session)
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+@hookimpl
+def register_backends(register: Any) -> None:
+    register(OnnxRuntimeBackend)

@@ -1,0 +1,72 @@
+"""aios: the on-device AI layer phone makers build on.
+
+The public API is what this module exports; everything else is internal.
+"""
+
+from aios.backend import (
+    Availability,
+    Backend,
+    Done,
+    GenerationRequest,
+    LoadedModel,
+    TensorModel,
+    TextGenerator,
+    Token,
+)
+from aios.context import Completion, SkillContext
+from aios.errors import (
+    AIOSError,
+    BackendUnavailableError,
+    CancelledError,
+    ConfigError,
+    GenerationError,
+    InvalidInputError,
+    ModelError,
+    NoModelAvailableError,
+    PluginError,
+    UnknownSkillError,
+)
+from aios.hookspecs import hookimpl
+from aios.orchestrator import Orchestrator, Result, StreamEvent
+from aios.prompt import Prompt
+from aios.record import Decision, ExecutionRecord
+from aios.skill import Agent, Skill
+from aios.types import Capability, DataClass, Sensitivity, Tier
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AIOSError",
+    "Agent",
+    "Availability",
+    "Backend",
+    "BackendUnavailableError",
+    "CancelledError",
+    "Capability",
+    "Completion",
+    "ConfigError",
+    "DataClass",
+    "Decision",
+    "Done",
+    "ExecutionRecord",
+    "GenerationError",
+    "GenerationRequest",
+    "InvalidInputError",
+    "LoadedModel",
+    "ModelError",
+    "NoModelAvailableError",
+    "Orchestrator",
+    "PluginError",
+    "Prompt",
+    "Result",
+    "Sensitivity",
+    "Skill",
+    "SkillContext",
+    "StreamEvent",
+    "TensorModel",
+    "TextGenerator",
+    "Tier",
+    "Token",
+    "UnknownSkillError",
+    "hookimpl",
+]

@@ -1,0 +1,124 @@
+"""The backend contract: how aios talks to an inference runtime.
+
+A backend class is registered through the ``register_backends`` hook. It must not import its
+runtime at module top; ``probe`` says whether it can run here (and exactly why not), ``load``
+turns a model file into a ``LoadedModel``.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aios.config.schema import ModelFormat, ModelSpec
+
+
+class CancelSignal(Protocol):
+    """Anything with ``is_set()``: a ``threading.Event`` or the context's halt signal."""
+
+    def is_set(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    reason: str  # always filled: what was found, or exactly what is missing
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class GenerationRequest(BaseModel):
+    """One text-generation call, already rendered for the model's family."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str | None = Field(default=None, description="Completion-style prompt text.")
+    messages: tuple[dict[str, str], ...] | None = Field(
+        default=None, description="Chat messages, rendered by the model's own chat template."
+    )
+    max_tokens: int = Field(default=256, ge=1, le=32_768)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    top_k: int = Field(default=40, ge=0, le=1000)
+    repeat_penalty: float = Field(default=1.1, ge=1.0, le=2.0)
+    stop: tuple[str, ...] = Field(default=(), max_length=16)
+    seed: int | None = Field(default=None, ge=0)
+
+
+@dataclass
+class Token:
+    """A streamed piece of generated text."""
+
+    text: str
+
+
+@dataclass
+class Done:
+    """The end of a generation, with its accounting."""
+
+    tokens_in: int
+    tokens_out: int
+    finish_reason: Literal["stop", "length", "cancelled"]
+    backend_ms: float
+
+
+GenerationEvent = Token | Done
+
+
+class LoadedModel(ABC):
+    """A model resident in memory on one backend."""
+
+    spec: ModelSpec
+    backend_name: str
+
+    def __init__(self, spec: ModelSpec, backend_name: str) -> None:
+        self.spec = spec
+        self.backend_name = backend_name
+        # Runtimes such as llama.cpp keep one mutable context per model: one call at a time.
+        self.lock = threading.Lock()
+
+    @abstractmethod
+    def close(self) -> None:
+        """Free the model's memory."""
+
+
+class TextGenerator(LoadedModel):
+    """A loaded model that generates text."""
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int: ...
+
+    @abstractmethod
+    def stream(
+        self, request: GenerationRequest, cancel: CancelSignal | None = None
+    ) -> Iterator[GenerationEvent]:
+        """Yield ``Token`` events, then exactly one ``Done``.
+
+        Must check ``cancel`` between tokens and stop within one token step.
+        """
+
+
+class TensorModel(LoadedModel):
+    """A loaded model that maps named input arrays to named output arrays (ONNX, TFLite)."""
+
+    @abstractmethod
+    def run(self, inputs: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str]
+    formats: ClassVar[frozenset[ModelFormat]]
+
+    @abstractmethod
+    def probe(self) -> Availability:
+        """Say whether this backend can run on this machine, and why not when it cannot."""
+
+    @abstractmethod
+    def load(self, spec: ModelSpec, path: Path) -> LoadedModel:
+        """Load ``path`` (the prepared model file of ``spec``); raise ``ModelError`` on failure."""

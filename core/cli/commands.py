@@ -1,0 +1,238 @@
+"""The CLI's commands; each returns an exit status and raises ``AIOSError`` for the user."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aios.cli import render
+from aios.errors import AIOSError, ConfigError, InvalidInputError
+
+SAMPLE_DOCUMENT = "sample_article.txt"
+
+
+def dispatch(args: argparse.Namespace, extra: list[str]) -> int:
+    if args.command == "config":
+        return config_validate(args) if args.config_command == "validate" else config_schema()
+    if args.command == "skills":
+        return skills(args)
+    if args.command == "backends":
+        return backends(args)
+    if args.command == "run":
+        return run(args, extra)
+    if args.command == "demo":
+        return demo(args)
+    raise AIOSError(f"unknown command '{args.command}'")  # pragma: no cover - argparse guards
+
+
+def _orchestrator(args: argparse.Namespace) -> Any:
+    from aios.orchestrator import Orchestrator
+
+    return Orchestrator.from_file(
+        args.config, profile=args.profile, strict=bool(args.strict_plugins)
+    )
+
+
+def _emit_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+# -- config -------------------------------------------------------------------------------
+def config_schema() -> int:
+    from aios.config.schema import OEMConfig
+
+    _emit_json(OEMConfig.model_json_schema())
+    return 0
+
+
+def config_validate(args: argparse.Namespace) -> int:
+    from aios.config.checks import check_config
+    from aios.config.loader import load_config
+    from aios.plugin_manager import build_plugin_manager
+
+    report: dict[str, list[str]] = {}
+    plugin_sets: dict[tuple[Any, ...], Any] = {}
+    for name in args.files:
+        try:
+            cfg, path = load_config(name)
+        except ConfigError as exc:
+            report[name] = exc.problems
+            continue
+        key = (tuple(cfg.plugins.allow or ()), tuple(cfg.plugins.block), cfg.plugins.autoload)
+        if key not in plugin_sets:
+            plugin_sets[key] = build_plugin_manager(
+                allow=cfg.plugins.allow,
+                block=cfg.plugins.block,
+                autoload=cfg.plugins.autoload,
+                strict=bool(args.strict_plugins),
+            )
+        ps = plugin_sets[key]
+        report[name] = check_config(
+            cfg, backends=ps.backends, skills=ps.skills, base_dir=path.parent
+        )
+    bad = {k: v for k, v in report.items() if v}
+    if args.json:
+        _emit_json({"valid": not bad, "files": report})
+    else:
+        for name, problems in report.items():
+            if problems:
+                for p in problems:
+                    print(f"{name}: {p}", file=sys.stderr)
+            else:
+                print(f"{name}: ok")
+        if bad:
+            n = sum(len(v) for v in bad.values())
+            print(f"{n} problem(s) in {len(bad)} file(s)", file=sys.stderr)
+    return 2 if bad else 0
+
+
+# -- listings -----------------------------------------------------------------------------
+def skills(args: argparse.Namespace) -> int:
+    orch = _orchestrator(args)
+    rows = []
+    for name in sorted(orch.skill_names()):
+        cls = orch.plugins.skills[name]
+        rows.append(
+            {
+                "name": name,
+                "kind": cls.kind,
+                "description": cls.description,
+                "capabilities": sorted(c.value for c in cls.capabilities),
+                "sensitivity": cls.sensitivity.value,
+                "data_classes": sorted(d.value for d in cls.data_classes),
+                "plugin": orch.plugins.owners.get(("skill", name)),
+                "input_schema": cls.Input.model_json_schema(),
+                "output_schema": cls.Output.model_json_schema(),
+            }
+        )
+    if args.json:
+        _emit_json({"skills": rows, "plugin_failures": render.failures(orch)})
+    else:
+        render.skills_table(rows, orch)
+    return 0
+
+
+def backends(args: argparse.Namespace) -> int:
+    orch = _orchestrator(args)
+    rows = []
+    for name, cls in sorted(orch.plugins.backends.items()):
+        avail = orch.probe(name)
+        rows.append(
+            {
+                "name": name,
+                "available": avail.available,
+                "reason": avail.reason,
+                "formats": sorted(f.value for f in cls.formats),
+                "enabled_on_profile": name in orch.profile.backends,
+                "plugin": orch.plugins.owners.get(("backend", name)),
+            }
+        )
+    if args.json:
+        _emit_json({"profile": orch.profile.name, "backends": rows})
+    else:
+        render.backends_table(rows, orch.profile.name)
+    return 0
+
+
+# -- running skills -----------------------------------------------------------------------
+def _read_text(args: argparse.Namespace) -> str | None:
+    if args.file:
+        path = Path(args.file)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise AIOSError(f"file not found: {path}") from None
+        except IsADirectoryError:
+            raise AIOSError(f"{path} is a directory, not a file") from None
+        except OSError as exc:
+            raise AIOSError(f"cannot read {path}: {exc.strerror or exc}") from None
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise AIOSError(f"{path} is not UTF-8 text") from None
+    if args.text is not None:
+        return str(args.text)
+    if not sys.stdin.isatty():
+        try:
+            return sys.stdin.read()
+        except UnicodeDecodeError:
+            raise AIOSError("standard input is not UTF-8 text") from None
+    return None
+
+
+def _field_options(cls: Any, extra: list[str]) -> dict[str, Any]:
+    """Parse ``--FIELD VALUE`` options generated from the skill's input model."""
+    parser = argparse.ArgumentParser(prog=f"aios run {cls.name}", add_help=False)
+    for fname, field in cls.Input.model_fields.items():
+        flag = "--" + fname.replace("_", "-")
+        is_list = str(field.annotation).startswith("list")
+        parser.add_argument(flag, dest=fname, action="append" if is_list else "store")
+    try:
+        ns, unknown = parser.parse_known_args(extra)
+    except SystemExit:
+        raise InvalidInputError(cls.name, ["malformed options: " + " ".join(extra)]) from None
+    if unknown:
+        flags = ", ".join("--" + f.replace("_", "-") for f in cls.Input.model_fields)
+        raise InvalidInputError(
+            cls.name, [f"unknown option(s) {' '.join(unknown)}; this skill takes {flags}"]
+        )
+    return {k: v for k, v in vars(ns).items() if v is not None}
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    orch = _orchestrator(args)
+    cls = orch.skill_class(args.skill)
+    payload: dict[str, Any] = {}
+    if args.input:
+        try:
+            payload = json.loads(args.input)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(cls.name, [f"--input is not valid JSON: {exc}"]) from None
+        if not isinstance(payload, dict):
+            raise InvalidInputError(cls.name, ["--input must be a JSON object"])
+    text = _read_text(args) if cls.text_field else None
+    if text is not None:
+        payload[cls.text_field] = text
+    payload.update(_field_options(cls, extra))
+    return _invoke(orch, cls.name, payload, args, model=args.model)
+
+
+def demo(args: argparse.Namespace) -> int:
+    orch = _orchestrator(args)
+    sample = resources.files("aios.data").joinpath(SAMPLE_DOCUMENT).read_text(encoding="utf-8")
+    if not args.json:
+        print(f"Summarizing the bundled sample ({len(sample)} characters):\n", file=sys.stderr)
+    return _invoke(orch, "summarize", {"text": sample, "length": "medium"}, args, model=None)
+
+
+def _invoke(orch: Any, skill: str, payload: dict[str, Any], args: Any, model: str | None) -> int:
+    cancel = threading.Event()
+    try:
+        if getattr(args, "stream", False) and not args.json:
+            result = None
+            for event in orch.stream(skill, payload, model=model, cancel=cancel):
+                if event.delta is not None:
+                    print(event.delta, end="", flush=True)
+                else:
+                    result = event.result
+            print()
+            assert result is not None
+            render.record(result.record)
+            return 0
+        result = orch.invoke(skill, payload, model=model, cancel=cancel)
+    except KeyboardInterrupt:
+        cancel.set()
+        raise
+    finally:
+        orch.close()
+    if args.json:
+        _emit_json(result.to_dict())
+    else:
+        render.output(result.output)
+        render.record(result.record)
+    return 0

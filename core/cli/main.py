@@ -1,0 +1,117 @@
+"""`aios` entry point: parse, dispatch, and turn every ``AIOSError`` into a clean message.
+
+Heavy modules load only in the commands that need them, so `aios --help` stays fast whatever
+plugins are installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from aios.errors import AIOSError
+
+EXIT_INTERRUPTED = 130
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="OEM config (default: embedded reference.toml)")
+    p.add_argument("--profile", metavar="NAME", help="device profile (default: the config's)")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    p.add_argument(
+        "--strict-plugins", action="store_true", help="fail on any plugin error (tests, CI)"
+    )
+    _log_level(p, argparse.SUPPRESS)
+
+
+def _log_level(p: argparse.ArgumentParser, default: Any) -> None:
+    # SUPPRESS in subcommands keeps a level given before the subcommand from being reset.
+    p.add_argument("--log-level", metavar="LEVEL", default=default,
+                   help="debug, info, warning, error (default: $AIOS_LOG_LEVEL or info)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aios", description="On-device AI layer: skills, model matrix, device/cloud routing."
+    )
+    _log_level(parser, None)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("skills", help="list skills with their contracts")
+    _common(p)
+    p = sub.add_parser("backends", help="list backends, their availability and why")
+    _common(p)
+
+    cfg = sub.add_parser("config", help="validate an OEM config or print its JSON Schema")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    p = cfg_sub.add_parser("validate", help="report every problem in config files")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    p.add_argument("--strict-plugins", action="store_true", help="fail on any plugin error")
+    _log_level(p, argparse.SUPPRESS)
+    _log_level(cfg_sub.add_parser("schema", help="print the config's JSON Schema"), argparse.SUPPRESS)
+
+    p = sub.add_parser(
+        "run",
+        help="run a skill: aios run SKILL [--file F | --text T | stdin] [--FIELD VALUE ...]",
+        description="Input comes from --file, --text or stdin (into the skill's text field), "
+        "--input JSON, and one --FIELD option per field of the skill's input model.",
+    )
+    _common(p)
+    p.add_argument("skill")
+    p.add_argument("--file", metavar="F", help="read the text input from a file")
+    p.add_argument("--text", metavar="T", help="the text input")
+    p.add_argument("--input", metavar="JSON", help="the whole input as a JSON object")
+    p.add_argument("--model", metavar="ID", help="run on this model of the matrix")
+    p.add_argument("--stream", action="store_true", help="print text as it is generated")
+
+    p = sub.add_parser("demo", help="summarize the bundled sample document (the main job)")
+    _common(p)
+    p.add_argument("--stream", action="store_true", help="print the summary as it is generated")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "run":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+
+    from aios import log
+    from aios.cli import commands
+
+    try:
+        log.configure(args.log_level)
+    except ValueError as exc:
+        parser.error(str(exc))
+    as_json = bool(getattr(args, "json", False))
+    try:
+        return commands.dispatch(args, extra)
+    except AIOSError as exc:
+        _report(exc, as_json)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _report(AIOSError("interrupted"), as_json)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+def _report(exc: AIOSError, as_json: bool) -> None:
+    if as_json:
+        body: dict[str, Any] = {"code": exc.code, "message": exc.message}
+        if exc.hint:
+            body["hint"] = exc.hint
+        problems = getattr(exc, "problems", None)
+        if problems:
+            body["problems"] = problems
+        print(json.dumps({"error": body}, ensure_ascii=False))
+    else:
+        print(f"aios: error: {exc}", file=sys.stderr)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Human-readable output for the CLI (``--json`` bypasses all of this)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from pydantic import BaseModel
+
+from aios.record import ExecutionRecord
+
+
+def failures(orch: Any) -> list[dict[str, str]]:
+    return [
+        {"plugin": f.plugin, "stage": f.stage, "error": f.error} for f in orch.plugins.failures
+    ]
+
+
+def skills_table(rows: list[dict[str, Any]], orch: Any) -> None:
+    width = max((len(r["name"]) for r in rows), default=4)
+    for r in rows:
+        caps = ", ".join(r["capabilities"]) or "no model"
+        print(f"{r['name']:<{width}}  {r['kind']:<5}  [{caps}; {r['sensitivity']}]  "
+              f"{r['description']}  (plugin {r['plugin']})")
+
+
+def backends_table(rows: list[dict[str, Any]], profile: str) -> None:
+    width = max((len(r["name"]) for r in rows), default=4)
+    for r in rows:
+        state = "available" if r["available"] else "unavailable"
+        enabled = "" if r["enabled_on_profile"] else f" (not enabled on profile '{profile}')"
+        print(f"{r['name']:<{width}}  {state:<11}  {'/'.join(r['formats']):<6}  "
+              f"{r['reason']}{enabled}")
+
+
+def output(out: BaseModel) -> None:
+    data = out.model_dump(mode="json")
+    # The first text field is the answer; the rest are details about it.
+    main = next((k for k, v in data.items() if isinstance(v, str)), None)
+    if main is not None:
+        print(data.pop(main))
+        print()
+    for k, v in data.items():
+        print(f"{k}: {v}")
+
+
+def record(rec: ExecutionRecord) -> None:
+    err = sys.stderr
+    print("\n-- execution record --", file=err)
+    where = f"{rec.model or 'no model'}"
+    if rec.backend:
+        where += f" on {rec.backend}"
+    if rec.tier:
+        where += f", {rec.tier.value} tier"
+    if rec.fallback:
+        where += f", fallback: {rec.fallback}"
+    print(f"skill     {rec.skill} ({rec.kind}), request {rec.request_id}", file=err)
+    print(f"ran on    {where}", file=err)
+    timing = f"{rec.latency_ms:,.0f} ms"
+    parts = []
+    if rec.load_ms:
+        parts.append(f"model load {rec.load_ms:,.0f} ms")
+    if rec.ttft_ms is not None:
+        parts.append(f"first token {rec.ttft_ms:,.0f} ms")
+    parts.append(f"aios overhead {rec.overhead_ms:.2f} ms")
+    print(f"latency   {timing} ({', '.join(parts)})", file=err)
+    print(f"tokens    {rec.tokens_in} in / {rec.tokens_out} out in {rec.model_calls} call(s); "
+          f"cost {rec.cost_cny:.4f} CNY", file=err)
+    print("why", file=err)
+    for d in rec.reasons:
+        mark = "+" if d.accepted else "-"
+        print(f"  {mark} {d.stage:<8} {d.choice or '':<22} {d.reason}", file=err)

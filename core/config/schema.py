@@ -1,0 +1,411 @@
+"""The OEM config: one pydantic root model, every field described and bounded.
+
+The JSON Schema printed by ``aios config schema`` is generated from these classes, so the
+descriptions here are the config author's documentation.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from aios.types import Capability, DataClass, Tier
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, description="Lower-case identifier.")]
+ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]{0,127}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SocVendor(str, Enum):
+    qualcomm = "qualcomm"
+    mediatek = "mediatek"
+    samsung = "samsung"
+    google = "google"
+    unisoc = "unisoc"
+    hisilicon = "hisilicon"
+    generic = "generic"
+
+
+class NpuKind(str, Enum):
+    none = "none"
+    hexagon = "hexagon"  # Qualcomm Hexagon HTP, reached through QNN
+    mediatek_apu = "mediatek-apu"  # MediaTek APU, reached through NeuroPilot / LiteRT
+    other = "other"
+
+
+class ModelFormat(str, Enum):
+    gguf = "gguf"
+    onnx = "onnx"
+    tflite = "tflite"
+    api = "api"  # served by a cloud endpoint; no file on the device
+
+
+class OEMInfo(Strict):
+    id: Name = Field(description="Short identifier of the phone maker, e.g. 'acme'.")
+    name: str = Field(min_length=1, max_length=120, description="Display name of the OEM.")
+    contact: str | None = Field(
+        default=None, max_length=200, description="Where integrators report problems."
+    )
+
+
+class DeviceProfile(Strict):
+    name: Name = Field(description="Profile name that models and `device.profile` refer to.")
+    ram_mb: int = Field(ge=1024, le=262_144, description="Physical RAM of the device in MiB.")
+    soc_vendor: SocVendor = Field(description="SoC vendor.")
+    soc_model: str = Field(
+        min_length=1, max_length=64, description="SoC model, e.g. 'SM8650' or 'Dimensity 7300'."
+    )
+    npu: NpuKind = Field(default=NpuKind.none, description="Kind of NPU on the SoC.")
+    os_reserve_mb: int = Field(
+        default=4096,
+        ge=0,
+        le=65_536,
+        description="Memory the OS itself needs (Android ≈ 4 GB); never given to models.",
+    )
+    keepalive_reserve_mb: int = Field(
+        default=6144,
+        ge=0,
+        le=65_536,
+        description="Memory kept for keep-alive apps (≈ 6 GB on a 16 GB phone); never given to models.",
+    )
+    backends: list[Name] = Field(
+        min_length=1,
+        max_length=16,
+        description=(
+            "Backends enabled on this device, most preferred first. A model runs on the first "
+            "backend of its own list that is also enabled here and available."
+        ),
+    )
+
+    @property
+    def model_budget_mb(self) -> int:
+        return self.ram_mb - self.os_reserve_mb - self.keepalive_reserve_mb
+
+    @model_validator(mode="after")
+    def _budget_positive(self) -> DeviceProfile:
+        if self.model_budget_mb <= 0:
+            raise ValueError(
+                f"ram_mb ({self.ram_mb}) minus os_reserve_mb ({self.os_reserve_mb}) minus "
+                f"keepalive_reserve_mb ({self.keepalive_reserve_mb}) leaves no memory for models"
+            )
+        if len(set(self.backends)) != len(self.backends):
+            raise ValueError("backends lists a backend twice")
+        return self
+
+
+class ModelSource(Strict):
+    """Where the weights of a device model come from: exactly one way must be given."""
+
+    path: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="A file path; relative paths are taken from the config file's folder.",
+    )
+    package: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="An installed Python package (top-level import name) that holds the file.",
+    )
+    file: str | None = Field(
+        default=None,
+        max_length=512,
+        description="File name inside `package` (or the name the assembler writes).",
+    )
+    assembler: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description=(
+            "Name of a function in `package` that writes the model file to a path it is given "
+            "(for weights split across several packages). Runs once; the result is cached."
+        ),
+    )
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Expected sha256 of the model file, checked once when it is first prepared.",
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ModelSource:
+        if self.path and (self.package or self.file or self.assembler):
+            raise ValueError("give either `path`, or `package` with `file`, not both")
+        if not self.path and not self.package:
+            raise ValueError("give `path`, or `package` with `file`")
+        if self.package and not self.file:
+            raise ValueError("`package` needs `file` (the file name inside the package)")
+        return self
+
+
+class ModelSpec(Strict):
+    id: Name = Field(description="Model id used in routing, records and the API.")
+    family: str = Field(
+        default="generic",
+        pattern=NAME_PATTERN,
+        description="Model family, e.g. 'gemma3' or 'smollm2' (informational, used in logs).",
+    )
+    capabilities: list[Capability] = Field(
+        min_length=1, max_length=8, description="What the model can do."
+    )
+    parameters_b: float = Field(
+        gt=0, le=2000, description="Parameter count in billions (0.27 for a 270M model)."
+    )
+    quantization: str = Field(
+        pattern=r"^[a-z0-9_]{1,16}$",
+        description="Weight quantization, e.g. 'q4_k_m', 'q4_1', 'int8', 'fp16'.",
+    )
+    format: ModelFormat = Field(description="Weight format; `api` for cloud models.")
+    tier: Tier = Field(description="`device` runs on the phone; `cloud` on an endpoint.")
+    source: ModelSource | None = Field(
+        default=None, description="Where the weights come from (device models only)."
+    )
+    endpoint: Name | None = Field(
+        default=None, description="Name of a `[[cloud.endpoints]]` entry (cloud models only)."
+    )
+    remote_model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Model name the cloud endpoint expects (defaults to `id`).",
+    )
+    memory_mb: int = Field(
+        ge=0,
+        le=262_144,
+        description=(
+            "Estimated resident memory when loaded: weights + KV cache for `context_length` + "
+            "runtime overhead, in MiB. 0 for cloud models."
+        ),
+    )
+    context_length: int = Field(
+        ge=128, le=1_048_576, description="Context window the model is loaded with, in tokens."
+    )
+    backends: list[Name] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Backends that may run this model, most preferred first (device models).",
+    )
+    profiles: list[Name] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Device profiles allowed to run it; empty means every profile.",
+    )
+    prompt_format: Name | None = Field(
+        default=None,
+        description="Name of a `[prompt_formats.*]` entry; required for text generation.",
+    )
+    threads: int | None = Field(
+        default=None, ge=1, le=64, description="CPU threads for inference (default: all cores)."
+    )
+
+    @model_validator(mode="after")
+    def _tier_consistent(self) -> ModelSpec:
+        if self.tier is Tier.device:
+            if self.format is ModelFormat.api:
+                raise ValueError("a device model cannot have format 'api'")
+            if self.source is None:
+                raise ValueError("a device model needs a `source`")
+            if not self.backends:
+                raise ValueError("a device model needs at least one backend")
+            if self.memory_mb <= 0:
+                raise ValueError("a device model needs memory_mb > 0")
+            if self.endpoint:
+                raise ValueError("`endpoint` is only for cloud models")
+        else:
+            if self.format is not ModelFormat.api:
+                raise ValueError("a cloud model must have format 'api'")
+            if not self.endpoint:
+                raise ValueError("a cloud model needs an `endpoint`")
+            if self.source is not None:
+                raise ValueError("a cloud model has no `source`")
+        if Capability.text_generation in self.capabilities and self.prompt_format is None:
+            raise ValueError("a text-generation model needs a `prompt_format`")
+        return self
+
+
+class CloudEndpoint(Strict):
+    name: Name = Field(description="Endpoint name that cloud models refer to.")
+    base_url: str = Field(
+        pattern=r"^https?://[^\s]+$",
+        max_length=500,
+        description="Base URL of an OpenAI-compatible API, e.g. 'https://llm.example.com/v1'.",
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        pattern=ENV_NAME_PATTERN,
+        description="Environment variable that holds the API key; keys never live in the config.",
+    )
+    connect_timeout_s: float = Field(default=3.0, gt=0, le=60, description="Connect deadline.")
+    read_timeout_s: float = Field(default=60.0, gt=0, le=600, description="Read deadline.")
+    max_retries: int = Field(
+        default=2, ge=0, le=10, description="Retries of idempotent failures, with backoff."
+    )
+    cost_per_call_cny: float = Field(
+        default=0.012, ge=0, le=100, description="Accounted cost of one call, in CNY."
+    )
+
+
+class CloudConfig(Strict):
+    endpoints: list[CloudEndpoint] = Field(
+        default_factory=list, max_length=32, description="OpenAI-compatible cloud endpoints."
+    )
+
+
+class RoutingMode(str, Enum):
+    local_only = "local_only"
+    prefer_local = "prefer_local"
+    prefer_cloud = "prefer_cloud"
+
+
+class RoutingPolicy(Strict):
+    mode: RoutingMode = Field(
+        default=RoutingMode.prefer_local,
+        description="Default user choice: local only, prefer local, or prefer cloud.",
+    )
+    private_data_classes: list[DataClass] = Field(
+        default_factory=lambda: [
+            DataClass.photos,
+            DataClass.contacts,
+            DataClass.messages,
+            DataClass.health,
+            DataClass.location,
+        ],
+        description="Data classes that never leave the device.",
+    )
+    daily_cloud_budget_cny: float = Field(
+        default=0.5, ge=0, le=10_000, description="Cloud spend allowed per device per day."
+    )
+    cascade: bool = Field(
+        default=False, description="Answer on device first; escalate when confidence is low."
+    )
+    cascade_min_logprob: float = Field(
+        default=-1.5,
+        ge=-20,
+        le=0,
+        description="Mean token log-probability below which a cascade escalates to the cloud.",
+    )
+    difficulty_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="Difficulty score above which the cloud is preferred."
+    )
+    difficulty_router: str | None = Field(
+        default=None, max_length=4096, description="Path to a fitted difficulty-router artifact."
+    )
+
+
+class PromptStyle(str, Enum):
+    completion = "completion"  # base models: one text, continued by the model
+    chat = "chat"  # instruct models: messages rendered by the model's own chat template
+
+
+class PromptFormat(Strict):
+    style: PromptStyle = Field(description="`completion` for base models, `chat` for instruct.")
+    template: str = Field(
+        min_length=1,
+        max_length=4000,
+        description=(
+            "For `completion`: the whole prompt. For `chat`: the user message. Placeholders: "
+            "{instruction}, {input_label}, {input}, {answer_label}."
+        ),
+    )
+    system: str | None = Field(
+        default=None, max_length=4000, description="System message (`chat` only)."
+    )
+    stop: list[str] = Field(
+        default_factory=list, max_length=8, description="Extra stop sequences."
+    )
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> PromptFormat:
+        allowed = {"instruction", "input_label", "input", "answer_label"}
+        used = set(re.findall(r"{(\w*)}", self.template))
+        unknown = used - allowed
+        if unknown:
+            raise ValueError(f"template uses unknown placeholder(s) {sorted(unknown)}")
+        if "input" not in used:
+            raise ValueError("template must contain {input}")
+        if self.system and self.style is PromptStyle.completion:
+            raise ValueError("`system` is only for chat prompt formats")
+        return self
+
+
+class SkillSettings(Strict):
+    enabled: bool = Field(default=True, description="Whether the skill is offered at all.")
+    models: list[Name] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Models to try for this skill, most preferred first (default: matrix order).",
+    )
+    mode: RoutingMode | None = Field(
+        default=None, description="Overrides routing.mode for this skill."
+    )
+
+
+class PluginSettings(Strict):
+    allow: list[str] | None = Field(
+        default=None,
+        max_length=256,
+        description="If set, only these third-party plugins (entry-point names) are loaded.",
+    )
+    block: list[str] = Field(
+        default_factory=list, max_length=256, description="Third-party plugins never loaded."
+    )
+    autoload: bool = Field(
+        default=True, description="Discover third-party plugins through the `aios` entry points."
+    )
+
+
+class DeviceSettings(Strict):
+    profile: Name = Field(description="The device profile this device runs as.")
+
+
+class StorageSettings(Strict):
+    model_dir: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="Where prepared model files are cached (default: $AIOS_HOME/models).",
+    )
+
+
+class OEMConfig(Strict):
+    """Root of an OEM config file."""
+
+    schema_version: Literal[1] = Field(description="Config format version; currently 1.")
+    oem: OEMInfo = Field(description="Who ships this config.")
+    device: DeviceSettings = Field(description="Which profile this device runs as.")
+    profiles: list[DeviceProfile] = Field(
+        min_length=1, max_length=64, description="Device profiles this config covers."
+    )
+    models: list[ModelSpec] = Field(min_length=1, max_length=256, description="The model matrix.")
+    prompt_formats: dict[Name, PromptFormat] = Field(
+        default_factory=dict, description="Prompt formats by name, per model family."
+    )
+    cloud: CloudConfig = Field(default_factory=CloudConfig, description="Cloud tier endpoints.")
+    routing: RoutingPolicy = Field(
+        default_factory=RoutingPolicy, description="Device/cloud routing and privacy policy."
+    )
+    skills: dict[Name, SkillSettings] = Field(
+        default_factory=dict, description="Per-skill settings and overrides, by skill name."
+    )
+    plugins: PluginSettings = Field(
+        default_factory=PluginSettings, description="Which third-party plugins load."
+    )
+    storage: StorageSettings = Field(
+        default_factory=StorageSettings, description="Where aios keeps files."
+    )
+
+    def profile(self, name: str | None = None) -> DeviceProfile:
+        wanted = name or self.device.profile
+        for p in self.profiles:
+            if p.name == wanted:
+                return p
+        raise KeyError(wanted)
+
+    def model(self, model_id: str) -> ModelSpec:
+        for m in self.models:
+            if m.id == model_id:
+                return m
+        raise KeyError(model_id)

@@ -1,0 +1,194 @@
+"""What a running skill sees: its chosen model (loaded lazily), accounting, and the orchestrator."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from pydantic import BaseModel
+
+from aios.backend import Done, GenerationRequest, TextGenerator, Token
+from aios.config.schema import ModelSpec, PromptFormat
+from aios.errors import (
+    CancelledError,
+    GenerationError,
+    ModelError,
+    NoModelAvailableError,
+    PluginError,
+)
+from aios.prompt import Prompt, render
+from aios.record import ExecutionRecord, Stage
+
+if TYPE_CHECKING:
+    from aios.orchestrator import Orchestrator
+    from aios.selection import Choice
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    finish_reason: str
+
+
+class _Halt:
+    """Set by the skill's stop condition, or by the request's cancellation."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self._cancel = cancel
+        self._halted = False
+
+    def set(self) -> None:
+        self._halted = True
+
+    def is_set(self) -> bool:
+        return self._halted or self._cancel.is_set()
+
+
+class SkillContext:
+    def __init__(
+        self,
+        orchestrator: Orchestrator,
+        record: ExecutionRecord,
+        choice: Choice | None,
+        cancel: threading.Event,
+        started: float,
+    ) -> None:
+        self._orch = orchestrator
+        self.record = record
+        self._choice = choice
+        self.cancel = cancel
+        self._started = started
+        self._handle: TextGenerator | None = None
+        self.inference_ms = 0.0
+        self.log = structlog.get_logger("aios.skill").bind(
+            skill=record.skill, request_id=record.request_id
+        )
+
+    # -- what the skill may ask about its model -------------------------------------------
+    @property
+    def model(self) -> ModelSpec | None:
+        return self._choice.model if self._choice else None
+
+    @property
+    def context_length(self) -> int:
+        if self.model is None:
+            raise NoModelAvailableError("no model was chosen for this request")
+        return self.model.context_length
+
+    @property
+    def prompt_format(self) -> PromptFormat:
+        model = self.model
+        if model is None or model.prompt_format is None:
+            raise NoModelAvailableError("the chosen model has no prompt format")
+        return self._orch.config.prompt_formats[model.prompt_format]
+
+    def count_tokens(self, text: str) -> int:
+        return self._text_model().count_tokens(text)
+
+    def note(self, stage: Stage, reason: str, choice: str | None = None) -> None:
+        self.record.decide(stage, reason, choice)
+
+    def use_fallback(self, name: str, reason: str) -> None:
+        """Mark that a non-model path answers this request, and why."""
+        self.record.fallback = name
+        self.record.decide("fallback", reason, name)
+
+    def check_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise CancelledError(f"request {self.record.request_id} was cancelled")
+
+    # -- generation -----------------------------------------------------------------------
+    def _text_model(self) -> TextGenerator:
+        if self._handle is None:
+            if self._choice is None:
+                raise NoModelAvailableError("no text-generation model was chosen")
+            handle, load_ms = self._orch.loaded_model(self._choice)
+            if not isinstance(handle, TextGenerator):
+                raise ModelError(f"model '{self._choice.model.id}' cannot generate text")
+            self.record.load_ms += load_ms
+            self._handle = handle
+        return self._handle
+
+    def stream(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: tuple[str, ...] = (),
+        repeat_penalty: float = 1.1,
+        until: Callable[[str], bool] | None = None,
+        **options: Any,
+    ) -> Generator[str, None, Completion]:
+        """Yield text deltas from the chosen model; return the whole ``Completion``.
+
+        ``until(text_so_far)`` returning True stops generation after the current token (for
+        stop conditions richer than stop strings, e.g. a blank line *after* some content).
+        """
+        self.check_cancelled()
+        handle = self._text_model()
+        rendered = render(prompt, self.prompt_format)
+        request = GenerationRequest(
+            prompt=rendered.text,
+            messages=rendered.messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop=rendered.stop + tuple(stop),
+            repeat_penalty=repeat_penalty,
+            **options,
+        )
+        parts: list[str] = []
+        done: Done | None = None
+        halt = _Halt(self.cancel)
+        t0 = time.perf_counter()
+        with handle.lock:
+            try:
+                for event in handle.stream(request, halt):
+                    if isinstance(event, Token):
+                        if self.record.ttft_ms is None:
+                            self.record.ttft_ms = (time.perf_counter() - self._started) * 1000
+                        parts.append(event.text)
+                        yield event.text
+                        if until is not None and until("".join(parts)):
+                            halt.set()
+                    else:
+                        done = event
+            finally:
+                self.inference_ms += (time.perf_counter() - t0) * 1000
+        if done is None:
+            raise GenerationError(f"backend '{handle.backend_name}' ended without a result")
+        self.record.model_calls += 1
+        self.record.tokens_in += done.tokens_in
+        self.record.tokens_out += done.tokens_out
+        finish = done.finish_reason
+        if finish == "cancelled":
+            if self.cancel.is_set():
+                raise CancelledError(f"request {self.record.request_id} was cancelled")
+            finish = "stop"  # halted by `until`
+        return Completion("".join(parts), done.tokens_in, done.tokens_out, finish)
+
+    def generate(self, prompt: Prompt, **kwargs: Any) -> Completion:
+        gen = self.stream(prompt, **kwargs)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+
+    # -- agents ---------------------------------------------------------------------------
+    def call_skill(self, name: str, inp: dict[str, Any] | BaseModel) -> BaseModel:
+        """Run another skill through the orchestrator; its record nests in this one."""
+        caller = self._orch.skill_class(self.record.skill)
+        allowed = getattr(caller, "allowed_skills", None)
+        if caller.kind == "agent" and allowed is not None and name not in allowed:
+            raise PluginError(
+                f"agent '{caller.name}' may not call skill '{name}' (allowed: {sorted(allowed)})"
+            )
+        result = self._orch.invoke(name, inp, cancel=self.cancel, parent=self.record)
+        return result.output

@@ -1,0 +1,88 @@
+"""One error hierarchy for aios: every failure a user can see is an ``AIOSError``.
+
+Each error carries a short ``code`` so the CLI and (later) the service can map it to an exit
+status or HTTP status without string matching.
+"""
+
+from __future__ import annotations
+
+
+class AIOSError(Exception):
+    """Root of every error aios raises on purpose."""
+
+    code = "aios_error"
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class ConfigError(AIOSError):
+    """An OEM config file is unreadable or invalid; ``problems`` lists every finding."""
+
+    code = "config_invalid"
+    exit_code = 2
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"{source}: {p}" for p in problems)
+        super().__init__(lines)
+
+
+class PluginError(AIOSError):
+    """A plugin failed to import or handed the core something invalid."""
+
+    code = "plugin_error"
+
+
+class UnknownSkillError(AIOSError):
+    code = "unknown_skill"
+    exit_code = 2
+
+
+class InvalidInputError(AIOSError):
+    """A request did not validate against the skill's input model."""
+
+    code = "invalid_input"
+    exit_code = 2
+
+    def __init__(self, skill: str, problems: list[str]) -> None:
+        self.skill = skill
+        self.problems = problems
+        super().__init__(f"invalid input for skill '{skill}': " + "; ".join(problems))
+
+
+class ModelError(AIOSError):
+    """A model file is missing, corrupt or cannot be loaded."""
+
+    code = "model_error"
+
+
+class NoModelAvailableError(AIOSError):
+    """No model in the matrix can serve the request on this device."""
+
+    code = "no_model_available"
+
+
+class BackendUnavailableError(AIOSError):
+    """A backend cannot run here; the message says exactly why."""
+
+    code = "backend_unavailable"
+
+
+class GenerationError(AIOSError):
+    """Inference started but failed."""
+
+    code = "generation_error"
+
+
+class CancelledError(AIOSError):
+    """The caller cancelled the request."""
+
+    code = "cancelled"

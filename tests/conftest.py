@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aios import Orchestrator
+from aios.config.loader import load_config
+
+from .doubles import ScriptedBackend, ScriptedPlugin
+
+REPO = Path(__file__).resolve().parent.parent
+
+SCRIPTED_CONFIG = """
+schema_version = 1
+[oem]
+id = "test"
+name = "Test OEM"
+[device]
+profile = "phone"
+[[profiles]]
+name = "phone"
+ram_mb = 8192
+soc_vendor = "generic"
+soc_model = "test"
+os_reserve_mb = 4096
+keepalive_reserve_mb = 3072
+backends = ["scripted", "llama_cpp"]
+[[models]]
+id = "big"
+capabilities = ["text-generation"]
+parameters_b = 7
+quantization = "q4_k_m"
+format = "gguf"
+tier = "device"
+memory_mb = 4200
+context_length = 4096
+backends = ["scripted"]
+prompt_format = "base"
+source = {{ path = "{weights}" }}
+[[models]]
+id = "small"
+capabilities = ["text-generation"]
+parameters_b = 0.27
+quantization = "q4_k_m"
+format = "gguf"
+tier = "device"
+memory_mb = 400
+context_length = 512
+backends = ["scripted"]
+prompt_format = "base"
+source = {{ path = "{weights}" }}
+[[models]]
+id = "cloud-big"
+capabilities = ["text-generation"]
+parameters_b = 175
+quantization = "fp16"
+format = "api"
+tier = "cloud"
+endpoint = "cloud"
+memory_mb = 0
+context_length = 32768
+prompt_format = "base"
+[[cloud.endpoints]]
+name = "cloud"
+base_url = "http://127.0.0.1:9/v1"
+[prompt_formats.base]
+style = "completion"
+template = "{{input_label}}: {{input}}\\n\\n{{answer_label}}:"
+[plugins]
+autoload = false
+"""
+
+
+@pytest.fixture
+def scripted_config(tmp_path: Path) -> Path:
+    weights = tmp_path / "weights.gguf"
+    weights.write_bytes(b"GGUF" + b"\0" * 16)
+    cfg = tmp_path / "oem.toml"
+    cfg.write_text(textwrap.dedent(SCRIPTED_CONFIG.format(weights=weights)), encoding="utf-8")
+    return cfg
+
+
+@pytest.fixture
+def scripted(scripted_config: Path) -> Iterator[Orchestrator]:
+    """An orchestrator whose models run on the scripted backend (registered, then removed)."""
+    ScriptedBackend.available = True
+    ScriptedBackend.loaded = []
+    cfg, path = load_config(scripted_config)
+    orch = Orchestrator(cfg, config_path=path, strict=True, extra_plugins=(("scripted", ScriptedPlugin()),))
+    try:
+        yield orch
+    finally:
+        orch.close()
+        ScriptedBackend.available = True
+
+
+@pytest.fixture(scope="session")
+def reference() -> Iterator[Orchestrator]:
+    """The embedded reference config on the real models, shared across the session."""
+    orch = Orchestrator.from_file(None, strict=True)
+    try:
+        yield orch
+    finally:
+        orch.close()
