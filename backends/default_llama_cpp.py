@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-
 from aios.backend import (
     Availability,
     Backend,
@@ -163,7 +162,9 @@ class LlamaCppBackend(Backend):
         with path.open("rb") as f:
             magic = f.read(4)
         if magic != b"GGUF":
-            raise ModelError(f"model '{spec.id}': {path} is not a GGUF file (corrupt or wrong format)")
+            raise ModelError(
+                f"model '{spec.id}': {path} is not a GGUF file (corrupt or wrong format)"
+            )
         try:
             llm = llama_cpp.Llama(
                 model_path=str(path),

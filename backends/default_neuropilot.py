@@ -62,7 +62,9 @@ class NeuroPilotBackend(Backend):
         )
 
     def load(self, spec: ModelSpec, path: Path) -> LoadedModel:
-        raise BackendUnavailableError(f"backend 'neuropilot' cannot run here: {self.probe().reason}")
+        raise BackendUnavailableError(
+            f"backend 'neuropilot' cannot run here: {self.probe().reason}"
+        )
 
 
 @hookimpl

@@ -54,7 +54,9 @@ class QnnBackend(OnnxRuntimeBackend):
             return Availability(False, f"onnxruntime-qnn {version} failed to register: {exc}")
         if not devices:
             return Availability(False, f"onnxruntime-qnn {version} registered but found no device")
-        return Availability(True, f"onnxruntime-qnn {version}, HTP backend, {len(devices)} device(s)")
+        return Availability(
+            True, f"onnxruntime-qnn {version}, HTP backend, {len(devices)} device(s)"
+        )
 
     def session_options(self, spec: ModelSpec) -> tuple[Any, list[Any]]:
         import onnxruntime as ort

@@ -1,7 +1,7 @@
 """Raw llama-cpp-python vs. the aios orchestrator: same model, prompt and token count, one run.
 
-Measures, alternating raw / aios for each round (after one warm-up call per side, so model load
-is excluded):
+Measures, alternating raw / aios each round (odd rounds raw first, even rounds aios first;
+one warm-up call per side first, so model load is excluded):
 
 * decode throughput (tokens/s) of raw ``Llama.create_completion(stream=True)`` and of
   ``Orchestrator.invoke("generate", ...)`` on the ``gemma3-270m`` model of the embedded
@@ -60,7 +60,12 @@ def run_raw(llm: Any, n_prompt: int, tokens: int) -> tuple[int, float]:
     finish = None
     t0 = time.perf_counter()
     for chunk in llm.create_completion(
-        PROMPT, max_tokens=tokens, temperature=0, repeat_penalty=1.1, top_p=0.95, top_k=40,
+        PROMPT,
+        max_tokens=tokens,
+        temperature=0,
+        repeat_penalty=1.1,
+        top_p=0.95,
+        top_k=40,
         stream=True,
     ):
         finish = chunk["choices"][0]["finish_reason"] or finish
@@ -108,12 +113,18 @@ def main(argv: list[str] | None = None) -> int:
     path: Path = aios.sources.resolve(spec, orch.base_dir, orch.models.cache_dir)
     llama_cpp = _import_llama_cpp()  # routes llama.cpp's native log into structlog (debug)
     llm = llama_cpp.Llama(
-        model_path=str(path), n_ctx=spec.context_length, n_threads=os.cpu_count(),
-        n_batch=512, seed=0, verbose=False,
+        model_path=str(path),
+        n_ctx=spec.context_length,
+        n_threads=os.cpu_count(),
+        n_batch=512,
+        seed=0,
+        verbose=False,
     )
     n_prompt = len(llm.tokenize(PROMPT.encode("utf-8")))
-    err(f"model {MODEL}: {path} ({os.cpu_count()} threads), prompt {n_prompt} tokens, "
-        f"{args.tokens} tokens x {args.rounds} rounds")
+    err(
+        f"model {MODEL}: {path} ({os.cpu_count()} threads), prompt {n_prompt} tokens, "
+        f"{args.tokens} tokens x {args.rounds} rounds"
+    )
 
     run_raw(llm, n_prompt, args.tokens)  # warm-up
     warm = orch.invoke("generate", {"prompt": PROMPT, "max_tokens": args.tokens}, model=MODEL)
@@ -124,19 +135,27 @@ def main(argv: list[str] | None = None) -> int:
     wall_rates: list[float] = []
     overheads: list[float] = []
     mismatches: list[str] = []
-    err(f"{'round':>5} {'raw tok':>7} {'raw tok/s':>9} {'aios tok':>8} {'aios tok/s':>10} "
-        f"{'ratio':>6} {'overhead ms':>11}")
+    err(
+        f"{'round':>5} {'raw tok':>7} {'raw tok/s':>9} {'aios tok':>8} {'aios tok/s':>10} "
+        f"{'ratio':>6} {'overhead ms':>11}"
+    )
     for i in range(1, args.rounds + 1):
-        raw_n, raw_s = run_raw(llm, n_prompt, args.tokens)
-        aios_n, aios_s, over_ms, wall_s = run_aios(orch, args.tokens)
+        if i % 2:  # alternate which side goes first, so drift does not favour one side
+            raw_n, raw_s = run_raw(llm, n_prompt, args.tokens)
+            aios_n, aios_s, over_ms, wall_s = run_aios(orch, args.tokens)
+        else:
+            aios_n, aios_s, over_ms, wall_s = run_aios(orch, args.tokens)
+            raw_n, raw_s = run_raw(llm, n_prompt, args.tokens)
         raw_rates.append(raw_n / raw_s)
         aios_rates.append(aios_n / aios_s)
         wall_rates.append(aios_n / wall_s)
         overheads.append(over_ms)
         if raw_n != args.tokens or aios_n != args.tokens:
             mismatches.append(f"round {i}: raw {raw_n}, aios {aios_n} tokens (asked {args.tokens})")
-        err(f"{i:>5} {raw_n:>7} {raw_rates[-1]:>9.2f} {aios_n:>8} {aios_rates[-1]:>10.2f} "
-            f"{aios_rates[-1] / raw_rates[-1]:>6.3f} {over_ms:>11.3f}")
+        err(
+            f"{i:>5} {raw_n:>7} {raw_rates[-1]:>9.2f} {aios_n:>8} {aios_rates[-1]:>10.2f} "
+            f"{aios_rates[-1] / raw_rates[-1]:>6.3f} {over_ms:>11.3f}"
+        )
 
     dispatch = dispatch_us(orch, DISPATCH_ITERATIONS)
     raw_med = statistics.median(raw_rates)
@@ -169,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     err(f"{'overhead ms p50':<26}{p50:>12.3f}  {'< 1':<10} {mark(p50 < TARGET_OVERHEAD_MS)}")
     err(f"{'overhead ms p90':<26}{summary['overhead_ms_p90']:>12.3f}")
     err(f"{'overhead ms max':<26}{max(overheads):>12.3f}")
-    err(f"{'dispatch us p50':<26}{summary['dispatch_us_p50']:>12.1f}  "
-        f"(validate + choose, {DISPATCH_ITERATIONS} runs; p90 {percentile(dispatch, 90):.1f})")
+    err(
+        f"{'dispatch us p50':<26}{summary['dispatch_us_p50']:>12.1f}  "
+        f"(validate + choose, {DISPATCH_ITERATIONS} runs; p90 {percentile(dispatch, 90):.1f})"
+    )
     if args.json:
         print(json.dumps(summary))
     orch.close()

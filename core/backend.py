@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from aios.config.schema import ModelFormat, ModelSpec
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class CancelSignal(Protocol):

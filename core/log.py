@@ -13,11 +13,17 @@ from typing import TextIO
 
 import structlog
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-          "error": logging.ERROR}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
-def configure(level: str | None = None, *, stream: TextIO | None = None, json: bool | None = None) -> None:
+def configure(
+    level: str | None = None, *, stream: TextIO | None = None, json: bool | None = None
+) -> None:
     out = stream or sys.stderr
     name = (level or os.environ.get("AIOS_LOG_LEVEL") or "info").lower()
     if name not in LEVELS:

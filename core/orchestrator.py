@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from pydantic import BaseModel, ValidationError
-
 from aios.backend import Availability, Backend, LoadedModel
 from aios.config.checks import check_config
 from aios.config.loader import format_loc, load_config
@@ -39,6 +37,7 @@ from aios.selection import Choice, choose
 from aios.skill import Skill
 from aios.sources import model_dir
 from aios.types import Tier
+from pydantic import BaseModel, ValidationError
 
 log = structlog.get_logger("aios")
 
@@ -95,7 +94,9 @@ class Orchestrator:
         try:
             self.profile = config.profile(profile)
         except KeyError:
-            problems.append(f"device.profile: no profile named '{profile or config.device.profile}'")
+            problems.append(
+                f"device.profile: no profile named '{profile or config.device.profile}'"
+            )
         if problems:
             raise ConfigError(shown, problems)
         self._backends: dict[str, Backend] = {}
@@ -162,7 +163,9 @@ class Orchestrator:
             return inp
         data = inp.model_dump() if isinstance(inp, BaseModel) else inp
         if not isinstance(data, dict):
-            raise InvalidInputError(skill.name, [f"expected a JSON object, got {type(data).__name__}"])
+            raise InvalidInputError(
+                skill.name, [f"expected a JSON object, got {type(data).__name__}"]
+            )
         try:
             return skill.Input.model_validate(data)
         except ValidationError as exc:
@@ -196,9 +199,7 @@ class Orchestrator:
                 raise NoModelAvailableError(f"model '{model}' is not in the model matrix")
             choice = None
             if cls.capabilities:
-                choice = choose(
-                    self.config, self.profile, cls, record, self.probe, requested=model
-                )
+                choice = choose(self.config, self.profile, cls, record, self.probe, requested=model)
             else:
                 record.decide("model", "skill needs no model", None)
             if choice is not None:

@@ -17,7 +17,6 @@ from typing import Any
 
 import pluggy
 import structlog
-
 from aios import hookspecs
 from aios.backend import Backend
 from aios.config.schema import ModelFormat
@@ -163,42 +162,43 @@ def build_plugin_manager(
 
 
 def _collect(ps: PluginSet, strict: bool) -> None:
-    pm = ps.manager
     for info in list(ps.plugins):
-        plugin = pm.get_plugin(info.name)
-        others = [p for p in pm.get_plugins() if p is not plugin]
-        staged: dict[str, dict[str, type]] = {"skill": {}, "backend": {}}
+        _collect_one(ps, info, strict)
 
-        def make_register(kind: str, problems_of: Callable[[Any], list[str]]) -> Callable:
-            target: dict[str, type] = ps.skills if kind == "skill" else ps.backends  # type: ignore
 
-            def register(cls: Any) -> None:
-                problems = problems_of(cls)
-                if problems:
-                    raise PluginError(f"invalid {kind} {cls!r}: " + "; ".join(problems))
-                name = cls.name
-                if name in target or name in staged[kind]:
-                    owner = ps.owners.get((kind, name), info.name)
-                    raise PluginError(
-                        f"{kind} name '{name}' is already registered by plugin '{owner}'"
-                    )
-                staged[kind][name] = cls
+def _collect_one(ps: PluginSet, info: PluginInfo, strict: bool) -> None:
+    """Run one plugin's register hooks; commit its registrations only if all of them succeed."""
+    pm = ps.manager
+    plugin = pm.get_plugin(info.name)
+    others = [p for p in pm.get_plugins() if p is not plugin]
+    staged: dict[str, dict[str, Any]] = {"skill": {}, "backend": {}}
+    targets: dict[str, dict[str, Any]] = {"skill": ps.skills, "backend": ps.backends}
 
-            return register
+    def make_register(kind: str, problems_of: Callable[[Any], list[str]]) -> Callable:
+        def register(item: Any) -> None:
+            problems = problems_of(item)
+            if problems:
+                raise PluginError(f"invalid {kind} {item!r}: " + "; ".join(problems))
+            name = item.name
+            if name in targets[kind] or name in staged[kind]:
+                owner = ps.owners.get((kind, name), info.name)
+                raise PluginError(f"{kind} name '{name}' is already registered by plugin '{owner}'")
+            staged[kind][name] = item
 
-        try:
-            for hook in REGISTER_HOOKS:
-                kind = "backend" if hook == "register_backends" else "skill"
-                problems_of = _backend_problems if kind == "backend" else contract_problems
-                caller = pm.subset_hook_caller(hook, remove_plugins=others)
-                caller(register=make_register(kind, problems_of))
-        except Exception as exc:
-            _fail(ps, strict, info.name, "registration", exc)
-            pm.unregister(plugin)
-            ps.plugins.remove(info)
-            continue
-        for kind, items in staged.items():
-            target: dict[str, Any] = ps.skills if kind == "skill" else ps.backends
-            for name, cls in items.items():
-                target[name] = cls
-                ps.owners[(kind, name)] = info.name
+        return register
+
+    try:
+        for hook in REGISTER_HOOKS:
+            kind = "backend" if hook == "register_backends" else "skill"
+            problems_of = _backend_problems if kind == "backend" else contract_problems
+            caller = pm.subset_hook_caller(hook, remove_plugins=others)
+            caller(register=make_register(kind, problems_of))
+    except Exception as exc:
+        _fail(ps, strict, info.name, "registration", exc)
+        pm.unregister(plugin)
+        ps.plugins.remove(info)
+        return
+    for kind, items in staged.items():
+        for name, item in items.items():
+            targets[kind][name] = item
+            ps.owners[(kind, name)] = info.name

@@ -6,9 +6,8 @@ import time
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from aios.types import Tier
+from pydantic import BaseModel, ConfigDict, Field
 
 Stage = Literal["input", "model", "backend", "tier", "fallback", "load", "skill"]
 

@@ -35,9 +35,7 @@ def private_reason(cfg: OEMConfig, skill: type[Skill]) -> str | None:
     return None
 
 
-def candidate_models(
-    cfg: OEMConfig, skill: type[Skill], requested: str | None
-) -> list[ModelSpec]:
+def candidate_models(cfg: OEMConfig, skill: type[Skill], requested: str | None) -> list[ModelSpec]:
     if requested:
         return [cfg.model(requested)]
     settings = cfg.skills.get(skill.name)
@@ -97,10 +95,14 @@ def choose(
         if picked is None:
             continue
         backend, backend_reason = picked
-        why = "requested by caller" if requested else (
-            "first in the skill's configured model list"
-            if settings and settings.models
-            else "first model in the matrix order with the needed capabilities that fits"
+        why = (
+            "requested by caller"
+            if requested
+            else (
+                "first in the skill's configured model list"
+                if settings and settings.models
+                else "first model in the matrix order with the needed capabilities that fits"
+            )
         )
         record.decide("model", f"{why}; needs {m.memory_mb} MB of {budget} MB budget", m.id)
         record.decide("backend", backend_reason, backend)
@@ -130,7 +132,5 @@ def _first_backend(
             rejected.append(f"{name}: {avail.reason}")
             continue
         return name, f"first enabled and available backend of {m.id}: {avail.reason}"
-    record.decide(
-        "model", "no usable backend (" + "; ".join(rejected) + ")", m.id, accepted=False
-    )
+    record.decide("model", "no usable backend (" + "; ".join(rejected) + ")", m.id, accepted=False)
     return None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Capability(str, Enum):
+class Capability(StrEnum):
     """What a model can do; skills declare the ones they need."""
 
     text_generation = "text-generation"
@@ -13,12 +13,12 @@ class Capability(str, Enum):
     vision = "vision"
 
 
-class Tier(str, Enum):
+class Tier(StrEnum):
     device = "device"
     cloud = "cloud"
 
 
-class Sensitivity(str, Enum):
+class Sensitivity(StrEnum):
     """How sensitive the data a skill handles is, from the user's point of view.
 
     ``private`` data never leaves the device, whatever the routing policy says.
@@ -29,7 +29,7 @@ class Sensitivity(str, Enum):
     private = "private"
 
 
-class DataClass(str, Enum):
+class DataClass(StrEnum):
     """Kinds of user data that privacy policy names."""
 
     text = "text"

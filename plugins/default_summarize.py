@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from aios.context import SkillContext
 from aios.errors import GenerationError
 from aios.hookspecs import hookimpl
@@ -19,6 +17,7 @@ from aios.plugins import summarize_text as st
 from aios.prompt import Prompt, render
 from aios.skill import Skill, SkillStream
 from aios.types import Capability, DataClass, Sensitivity
+from pydantic import BaseModel, ConfigDict, Field
 
 Length = Literal["short", "medium", "long"]
 
@@ -33,7 +32,9 @@ class Ask:
 # Labels that a base model continues well ("One-sentence summary:") double as the instruction
 # for chat models.
 ASKS: dict[tuple[str, str], Ask] = {
-    ("en", "short"): Ask("Summarize the article in one sentence.", "Article", "One-sentence summary"),
+    ("en", "short"): Ask(
+        "Summarize the article in one sentence.", "Article", "One-sentence summary"
+    ),
     ("en", "medium"): Ask("Summarize the article in two or three sentences.", "Article", "Summary"),
     ("en", "long"): Ask("Summarize the article in a short paragraph.", "Article", "Summary"),
     ("zh", "short"): Ask("用一句话总结下面的文章。", "文章", "一句话总结"),
@@ -51,9 +52,7 @@ TERMINALS = (".", "!", "?", "。", "！", "？", "”", "」", '"')
 class SummarizeInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(
-        min_length=1, max_length=2_000_000, description="The document to summarize."
-    )
+    text: str = Field(min_length=1, max_length=2_000_000, description="The document to summarize.")
     length: Length = Field(default="medium", description="Summary length: short, medium, long.")
     language: Literal["auto", "en", "zh"] = Field(
         default="auto", description="Language of the summary; auto follows the document."
@@ -186,7 +185,9 @@ class Summarize(Skill):
             for chunk in chunks:
                 ctx.check_cancelled()
                 part = self._drain(self._complete(ctx, chunk, lang, "medium", cap=10_000))
-                partials.append(part or st.extractive_summary(chunk, max_sentences=3, language=lang))
+                partials.append(
+                    part or st.extractive_summary(chunk, max_sentences=3, language=lang)
+                )
             text = ("" if lang == "zh" else "\n").join(partials)
         summary = yield from self._complete(ctx, text, lang, inp.length, cap)
         method: Literal["abstractive", "extractive"] = "abstractive"

@@ -6,8 +6,6 @@ import threading
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
-
 from aios import (
     CancelledError,
     Capability,
@@ -22,8 +20,18 @@ from aios import (
     hookimpl,
 )
 from aios.config.loader import load_config
+from pydantic import BaseModel
 
 from .doubles import ScriptedBackend, ScriptedPlugin
+
+
+def with_plugin(config: Any, name: str, plugin: object) -> Orchestrator:
+    """An orchestrator on the scripted backend plus one in-process plugin."""
+    cfg, path = load_config(config)
+    return Orchestrator(
+        cfg, config_path=path, strict=True,
+        extra_plugins=(("scripted", ScriptedPlugin()), (name, plugin)),
+    )
 
 
 def test_first_capable_model_that_fits_is_chosen(scripted: Orchestrator) -> None:
@@ -91,11 +99,7 @@ def test_cloud_models_never_serve_private_skills(scripted_config: Any) -> None:
         def register_skills(self, register: Any) -> None:
             register(PrivateSkill)
 
-    cfg, path = load_config(scripted_config)
-    orch = Orchestrator(
-        cfg, config_path=path, strict=True,
-        extra_plugins=(("scripted", ScriptedPlugin()), ("diary", Plugin())),
-    )
+    orch = with_plugin(scripted_config, "diary", Plugin())
     ScriptedBackend.available = False  # no device model can run: cloud is the only candidate
     try:
         with pytest.raises(NoModelAvailableError) as info:
@@ -141,11 +145,7 @@ def test_a_crashing_skill_is_reported_by_plugin_and_others_keep_working(
         def register_skills(self, register: Any) -> None:
             register(Crashes)
 
-    cfg, path = load_config(scripted_config)
-    orch = Orchestrator(
-        cfg, config_path=path, strict=True,
-        extra_plugins=(("scripted", ScriptedPlugin()), ("crashy", Plugin())),
-    )
+    orch = with_plugin(scripted_config, "crashy", Plugin())
     try:
         with pytest.raises(PluginError, match="skill 'crashes' \\(plugin 'crashy'\\) failed: ZeroDivisionError"):
             orch.invoke("crashes", {"x": 1})
@@ -201,11 +201,7 @@ def test_agents_call_skills_through_the_orchestrator_and_nest_records(
         def register_skills(self, register: Any) -> None:
             register(Echo)
 
-    cfg, path = load_config(scripted_config)
-    orch = Orchestrator(
-        cfg, config_path=path, strict=True,
-        extra_plugins=(("scripted", ScriptedPlugin()), ("agent", Plugin())),
-    )
+    orch = with_plugin(scripted_config, "agent", Plugin())
     try:
         result = orch.invoke("echo_agent", {"text": "go"})
         rec = result.record
@@ -249,11 +245,7 @@ def test_agents_may_only_call_allowed_skills(scripted_config: Any) -> None:
         def register_skills(self, register: Any) -> None:
             register(Sneaky)
 
-    cfg, path = load_config(scripted_config)
-    orch = Orchestrator(
-        cfg, config_path=path, strict=True,
-        extra_plugins=(("scripted", ScriptedPlugin()), ("sneaky", Plugin())),
-    )
+    orch = with_plugin(scripted_config, "sneaky", Plugin())
     try:
         with pytest.raises(PluginError, match="agent 'sneaky' may not call skill 'summarize'"):
             orch.invoke("sneaky", {"text": "x"})

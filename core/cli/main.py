@@ -29,8 +29,12 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _log_level(p: argparse.ArgumentParser, default: Any) -> None:
     # SUPPRESS in subcommands keeps a level given before the subcommand from being reset.
-    p.add_argument("--log-level", metavar="LEVEL", default=default,
-                   help="debug, info, warning, error (default: $AIOS_LOG_LEVEL or info)")
+    p.add_argument(
+        "--log-level",
+        metavar="LEVEL",
+        default=default,
+        help="debug, info, warning, error (default: $AIOS_LOG_LEVEL or info)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     p.add_argument("--strict-plugins", action="store_true", help="fail on any plugin error")
     _log_level(p, argparse.SUPPRESS)
-    _log_level(cfg_sub.add_parser("schema", help="print the config's JSON Schema"), argparse.SUPPRESS)
+    _log_level(
+        cfg_sub.add_parser("schema", help="print the config's JSON Schema"), argparse.SUPPRESS
+    )
 
     p = sub.add_parser(
         "run",

@@ -5,23 +5,22 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from pydantic import BaseModel
-
 from aios.record import ExecutionRecord
+from pydantic import BaseModel
 
 
 def failures(orch: Any) -> list[dict[str, str]]:
-    return [
-        {"plugin": f.plugin, "stage": f.stage, "error": f.error} for f in orch.plugins.failures
-    ]
+    return [{"plugin": f.plugin, "stage": f.stage, "error": f.error} for f in orch.plugins.failures]
 
 
 def skills_table(rows: list[dict[str, Any]], orch: Any) -> None:
     width = max((len(r["name"]) for r in rows), default=4)
     for r in rows:
         caps = ", ".join(r["capabilities"]) or "no model"
-        print(f"{r['name']:<{width}}  {r['kind']:<5}  [{caps}; {r['sensitivity']}]  "
-              f"{r['description']}  (plugin {r['plugin']})")
+        print(
+            f"{r['name']:<{width}}  {r['kind']:<5}  [{caps}; {r['sensitivity']}]  "
+            f"{r['description']}  (plugin {r['plugin']})"
+        )
 
 
 def backends_table(rows: list[dict[str, Any]], profile: str) -> None:
@@ -29,8 +28,10 @@ def backends_table(rows: list[dict[str, Any]], profile: str) -> None:
     for r in rows:
         state = "available" if r["available"] else "unavailable"
         enabled = "" if r["enabled_on_profile"] else f" (not enabled on profile '{profile}')"
-        print(f"{r['name']:<{width}}  {state:<11}  {'/'.join(r['formats']):<6}  "
-              f"{r['reason']}{enabled}")
+        print(
+            f"{r['name']:<{width}}  {state:<11}  {'/'.join(r['formats']):<6}  "
+            f"{r['reason']}{enabled}"
+        )
 
 
 def output(out: BaseModel) -> None:
@@ -64,8 +65,11 @@ def record(rec: ExecutionRecord) -> None:
         parts.append(f"first token {rec.ttft_ms:,.0f} ms")
     parts.append(f"aios overhead {rec.overhead_ms:.2f} ms")
     print(f"latency   {timing} ({', '.join(parts)})", file=err)
-    print(f"tokens    {rec.tokens_in} in / {rec.tokens_out} out in {rec.model_calls} call(s); "
-          f"cost {rec.cost_cny:.4f} CNY", file=err)
+    print(
+        f"tokens    {rec.tokens_in} in / {rec.tokens_out} out in {rec.model_calls} call(s); "
+        f"cost {rec.cost_cny:.4f} CNY",
+        file=err,
+    )
     print("why", file=err)
     for d in rec.reasons:
         mark = "+" if d.accepted else "-"

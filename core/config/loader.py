@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import sys
+import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from aios.config.schema import OEMConfig
 from aios.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - the project targets 3.11, tomli keeps older interpreters working
-    import tomli as tomllib
+from pydantic import ValidationError
 
 DEFAULT_CONFIG_NAME = "reference.toml"
 

@@ -7,12 +7,11 @@ descriptions here are the config author's documentation.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from aios.types import Capability, DataClass, Tier
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description="Lower-case identifier.")]
@@ -23,7 +22,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SocVendor(str, Enum):
+class SocVendor(StrEnum):
     qualcomm = "qualcomm"
     mediatek = "mediatek"
     samsung = "samsung"
@@ -33,14 +32,14 @@ class SocVendor(str, Enum):
     generic = "generic"
 
 
-class NpuKind(str, Enum):
+class NpuKind(StrEnum):
     none = "none"
     hexagon = "hexagon"  # Qualcomm Hexagon HTP, reached through QNN
     mediatek_apu = "mediatek-apu"  # MediaTek APU, reached through NeuroPilot / LiteRT
     other = "other"
 
 
-class ModelFormat(str, Enum):
+class ModelFormat(StrEnum):
     gguf = "gguf"
     onnx = "onnx"
     tflite = "tflite"
@@ -73,7 +72,9 @@ class DeviceProfile(Strict):
         default=6144,
         ge=0,
         le=65_536,
-        description="Memory kept for keep-alive apps (≈ 6 GB on a 16 GB phone); never given to models.",
+        description=(
+            "Memory kept for keep-alive apps (≈ 6 GB on a 16 GB phone); never given to models."
+        ),
     )
     backends: list[Name] = Field(
         min_length=1,
@@ -255,7 +256,7 @@ class CloudConfig(Strict):
     )
 
 
-class RoutingMode(str, Enum):
+class RoutingMode(StrEnum):
     local_only = "local_only"
     prefer_local = "prefer_local"
     prefer_cloud = "prefer_cloud"
@@ -296,7 +297,7 @@ class RoutingPolicy(Strict):
     )
 
 
-class PromptStyle(str, Enum):
+class PromptStyle(StrEnum):
     completion = "completion"  # base models: one text, continued by the model
     chat = "chat"  # instruct models: messages rendered by the model's own chat template
 
@@ -314,9 +315,7 @@ class PromptFormat(Strict):
     system: str | None = Field(
         default=None, max_length=4000, description="System message (`chat` only)."
     )
-    stop: list[str] = Field(
-        default_factory=list, max_length=8, description="Extra stop sequences."
-    )
+    stop: list[str] = Field(default_factory=list, max_length=8, description="Extra stop sequences.")
 
     @model_validator(mode="after")
     def _placeholders(self) -> PromptFormat:

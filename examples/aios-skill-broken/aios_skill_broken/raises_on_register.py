@@ -2,9 +2,8 @@
 
 from typing import Any
 
-from pydantic import BaseModel
-
 from aios import Skill, hookimpl
+from pydantic import BaseModel
 
 
 class Half(BaseModel):

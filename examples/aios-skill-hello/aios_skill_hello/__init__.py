@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from aios import Capability, Prompt, Sensitivity, Skill, SkillContext, hookimpl
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class HelloInput(BaseModel):
