@@ -68,13 +68,7 @@ class LlamaCppModel(TextGenerator):
         self, request: GenerationRequest, cancel: CancelSignal | None = None
     ) -> Iterator[GenerationEvent]:
         llm = self._llm
-        produced = 0
-
-        def count(input_ids: Any, scores: Any) -> Any:
-            # Runs once per sampled token in both the completion and chat paths.
-            nonlocal produced
-            produced += 1
-            return scores
+        chunks_seen = 0
 
         t0 = time.perf_counter()
         common: dict[str, Any] = dict(
@@ -86,7 +80,6 @@ class LlamaCppModel(TextGenerator):
             stop=list(request.stop) or None,
             seed=request.seed,
             stream=True,
-            logits_processor=[count],
         )
         try:
             if request.messages is not None:
@@ -113,6 +106,7 @@ class LlamaCppModel(TextGenerator):
                 if text is None:
                     text = (choice.get("delta") or {}).get("content") or ""
                 if text:
+                    chunks_seen += 1
                     yield Token(text)
                 if choice.get("finish_reason") == "length":
                     finish = "length"
@@ -122,10 +116,21 @@ class LlamaCppModel(TextGenerator):
             raise GenerationError(f"model '{self.spec.id}': {exc}") from exc
         yield Done(
             tokens_in=prompt_tokens,
-            tokens_out=produced,
+            tokens_out=self._tokens_out(request, prompt_tokens, finish, chunks_seen),
             finish_reason=finish,  # type: ignore[arg-type]
             backend_ms=(time.perf_counter() - t0) * 1000,
         )
+
+    def _tokens_out(
+        self, request: GenerationRequest, prompt_tokens: int, finish: str, chunks: int
+    ) -> int:
+        # Read the count from the context rather than a per-token Python logits hook: the hook
+        # makes llama-cpp-python run a Python sampler over the whole vocabulary every token.
+        if request.messages is not None:
+            return chunks  # the chat path streams one chunk per token
+        evaluated = max(0, self._llm.n_tokens - prompt_tokens)
+        # The last sampled token is never evaluated when generation stops at max_tokens.
+        return evaluated + 1 if finish == "length" else evaluated
 
     def _chat_prompt_tokens(self, messages: tuple[dict[str, str], ...]) -> int:
         # The chat template adds a few tokens per message; content dominates the count.
