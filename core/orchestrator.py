@@ -199,7 +199,17 @@ class Orchestrator:
                 raise NoModelAvailableError(f"model '{model}' is not in the model matrix")
             choice = None
             if cls.capabilities:
-                choice = choose(self.config, self.profile, cls, record, self.probe, requested=model)
+
+                def probe(name: str) -> Availability | None:
+                    # A first probe loads the backend's runtime: count it as load, not overhead.
+                    t0 = time.perf_counter()
+                    fresh = name not in self._probes
+                    avail = self.probe(name)
+                    if fresh:
+                        record.load_ms += (time.perf_counter() - t0) * 1000
+                    return avail
+
+                choice = choose(self.config, self.profile, cls, record, probe, requested=model)
             else:
                 record.decide("model", "skill needs no model", None)
             if choice is not None:

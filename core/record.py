@@ -38,7 +38,9 @@ class ExecutionRecord(BaseModel):
     overhead_ms: float = Field(
         default=0.0, description="Time spent in aios itself: validation, choice, dispatch."
     )
-    load_ms: float = Field(default=0.0, description="Model load time paid by this request.")
+    load_ms: float = Field(
+        default=0.0, description="Backend and model load time paid by this request (first use)."
+    )
     ttft_ms: float | None = Field(default=None, description="Time to first streamed token.")
     tokens_in: int = 0
     tokens_out: int = 0

@@ -7,6 +7,7 @@ cleaned sentences are emitted, so the streamed text and the final summary agree.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,23 +30,30 @@ class Ask:
     answer_label: str
 
 
-# Labels that a base model continues well ("One-sentence summary:") double as the instruction
-# for chat models.
+# Labels a base model continues well ("One-sentence summary:") double as the instruction for
+# chat models. Asking a base model for "N sentences" makes it answer with a short list of
+# faithful points, which the cleaner turns back into prose.
 ASKS: dict[tuple[str, str], Ask] = {
     ("en", "short"): Ask(
         "Summarize the article in one sentence.", "Article", "One-sentence summary"
     ),
-    ("en", "medium"): Ask("Summarize the article in two or three sentences.", "Article", "Summary"),
-    ("en", "long"): Ask("Summarize the article in a short paragraph.", "Article", "Summary"),
+    ("en", "medium"): Ask(
+        "Summarize the article in two or three sentences.", "Article", "Summary in 2 sentences"
+    ),
+    ("en", "long"): Ask(
+        "Summarize the article in four or five sentences.", "Article", "Summary in 4 sentences"
+    ),
     ("zh", "short"): Ask("用一句话总结下面的文章。", "文章", "一句话总结"),
-    ("zh", "medium"): Ask("用两三句话总结下面的文章。", "文章", "摘要"),
-    ("zh", "long"): Ask("用一段话总结下面的文章。", "文章", "摘要"),
+    ("zh", "medium"): Ask("用两三句话总结下面的文章。", "文章", "两句话总结"),
+    ("zh", "long"): Ask("用四五句话总结下面的文章。", "文章", "四句话总结"),
 }
+MAX_SENTENCES: dict[str, int] = {"short": 1, "medium": 3, "long": 5}
 MAX_TOKENS: dict[str, int] = {"short": 64, "medium": 128, "long": 256}
 EXTRACTIVE_SENTENCES: dict[str, int] = {"short": 1, "medium": 3, "long": 6}
 # A summary longer than this share of its input is not a summary; extra sentences are cut.
 MAX_RATIO = 0.6
 MAX_REDUCE_ROUNDS = 4
+BLANK_LINE = re.compile(r"\n\s*\n")
 TERMINALS = (".", "!", "?", "。", "！", "？", "”", "」", '"')
 
 
@@ -68,14 +76,14 @@ class SummarizeOutput(BaseModel):
     summary_chars: int
 
 
-def _cap_sentences(text: str, cap: int) -> str:
-    """Keep whole sentences up to ``cap`` characters (always at least one)."""
-    if len(text) <= cap:
+def _cap_sentences(text: str, cap: int, most: int = 1_000) -> str:
+    """Keep at most ``most`` whole sentences within ``cap`` characters (always at least one)."""
+    if len(text) <= cap and most >= 1_000:
         return text
     kept: list[str] = []
     total = 0
     for sent in st.split_sentences(text):
-        if kept and total + len(sent) > cap:
+        if kept and (total + len(sent) > cap or len(kept) >= most):
             break
         kept.append(sent)
         total += len(sent)
@@ -123,6 +131,7 @@ class Summarize(Skill):
         """One model call; streams cleaned sentences and returns the cleaned summary."""
         ask = ASKS[(lang, length)]
         labels = (ask.answer_label, ask.input_label)
+        most = MAX_SENTENCES[length]
         emitted = ""
 
         def cleaned(raw: str, final: bool) -> str:
@@ -131,11 +140,24 @@ class Summarize(Skill):
                 # The last sentence may still grow: hold it back until it is complete.
                 sents = st.split_sentences(out)
                 out = out[: len(out) - len(sents[-1])].rstrip() if len(sents) > 1 else ""
-            return _cap_sentences(out, cap)
+            return _cap_sentences(out, cap, most)
 
         def finished(raw: str) -> bool:
-            body = raw.lstrip()
-            return ("\n\n" in body) or len(cleaned(raw, final=False)) >= cap
+            # A blank line ends the answer, unless the answer is a list whose items the model
+            # separates with blank lines.
+            blocks = BLANK_LINE.split(raw.lstrip())
+            if len(blocks) > 1:
+                last = blocks[-1].lstrip()
+                if not st.starts_list_item(blocks[0]):
+                    return True
+                if len(last) >= 3 and not st.starts_list_item(last):
+                    return True
+            out = cleaned(raw, final=False)
+            if len(out) >= cap or len(st.split_sentences(out)) >= most:
+                return True
+            # Raw text growing far past what survives cleaning means the model is looping.
+            kept = st.clean_output(raw, prompt_labels=labels, source=text)
+            return len(raw.strip()) > 2 * len(kept) + 120
 
         gen = ctx.stream(
             self._prompt(text, lang, length),

@@ -64,6 +64,11 @@ _MAX_LOOP_WORDS = 30
 _MAX_LOOP_CHARS = 60
 
 
+def starts_list_item(text: str) -> bool:
+    """Whether ``text`` opens with a list marker ("1.", "2)", "-", "*", "•", "（3）")."""
+    return bool(_LIST_RE.match(text))
+
+
 def detect_language(text: str) -> str:
     """Return "zh" when CJK ideographs are >= 20% of the letters/ideographs, else "en"."""
     letters = sum(1 for ch in text if ch.isalpha())  # isalpha() is True for ideographs too

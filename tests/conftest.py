@@ -88,7 +88,9 @@ def scripted(scripted_config: Path) -> Iterator[Orchestrator]:
     ScriptedBackend.available = True
     ScriptedBackend.loaded = []
     cfg, path = load_config(scripted_config)
-    orch = Orchestrator(cfg, config_path=path, strict=True, extra_plugins=(("scripted", ScriptedPlugin()),))
+    orch = Orchestrator(
+        cfg, config_path=path, strict=True, extra_plugins=(("scripted", ScriptedPlugin()),)
+    )
     try:
         yield orch
     finally:

@@ -55,7 +55,9 @@ def test_native_log_never_reaches_the_terminal(capfd: pytest.CaptureFixture[str]
 
 def test_chat_models_use_their_own_template(reference: Orchestrator) -> None:
     result = reference.invoke(
-        "generate", {"prompt": "Say hello in one word.", "max_tokens": 8}, model="smollm2-135m-instruct"
+        "generate",
+        {"prompt": "Say hello in one word.", "max_tokens": 8},
+        model="smollm2-135m-instruct",
     )
     assert result.output.text.strip() and result.record.tokens_out > 0
 

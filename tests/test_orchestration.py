@@ -29,7 +29,9 @@ def with_plugin(config: Any, name: str, plugin: object) -> Orchestrator:
     """An orchestrator on the scripted backend plus one in-process plugin."""
     cfg, path = load_config(config)
     return Orchestrator(
-        cfg, config_path=path, strict=True,
+        cfg,
+        config_path=path,
+        strict=True,
         extra_plugins=(("scripted", ScriptedPlugin()), (name, plugin)),
     )
 
@@ -113,7 +115,9 @@ def test_cloud_models_never_serve_private_skills(scripted_config: Any) -> None:
 def test_invalid_input_names_the_field_and_the_orchestrator_stays_usable(
     scripted: Orchestrator,
 ) -> None:
-    with pytest.raises(InvalidInputError, match=r"max_tokens: Input should be greater than or equal to 1"):
+    with pytest.raises(
+        InvalidInputError, match=r"max_tokens: Input should be greater than or equal to 1"
+    ):
         scripted.invoke("generate", {"prompt": "x", "max_tokens": 0})
     with pytest.raises(InvalidInputError, match=r"surprise: Extra inputs are not permitted"):
         scripted.invoke("generate", {"prompt": "x", "surprise": 1})
@@ -147,7 +151,9 @@ def test_a_crashing_skill_is_reported_by_plugin_and_others_keep_working(
 
     orch = with_plugin(scripted_config, "crashy", Plugin())
     try:
-        with pytest.raises(PluginError, match="skill 'crashes' \\(plugin 'crashy'\\) failed: ZeroDivisionError"):
+        with pytest.raises(
+            PluginError, match="skill 'crashes' \\(plugin 'crashy'\\) failed: ZeroDivisionError"
+        ):
             orch.invoke("crashes", {"x": 1})
         assert orch.invoke("generate", {"prompt": "still here"}).record.status == "ok"
     finally:
@@ -220,7 +226,17 @@ def test_one_event_per_request_carries_the_record(scripted: Orchestrator) -> Non
     assert len(events) == 1
     ev = events[0]
     assert ev["request_id"] == result.record.request_id
-    for key in ("skill", "model", "backend", "tier", "latency_ms", "tokens_in", "tokens_out", "cost_cny", "reasons"):
+    for key in (
+        "skill",
+        "model",
+        "backend",
+        "tier",
+        "latency_ms",
+        "tokens_in",
+        "tokens_out",
+        "cost_cny",
+        "reasons",
+    ):
         assert key in ev
 
 

@@ -49,7 +49,8 @@ def test_no_plugin_manager_is_built_at_import() -> None:
     src = Path(importlib.import_module("aios.plugin_manager").__file__).read_text()
     tree = ast.parse(src)
     top_level_calls = [
-        n for n in tree.body
+        n
+        for n in tree.body
         if isinstance(n, ast.Assign | ast.Expr) and "PluginManager(" in ast.unparse(n)
     ]
     assert top_level_calls == []
@@ -83,7 +84,10 @@ def test_duplicate_names_are_refused_loudly() -> None:
     class Dup(Valid):
         name = "summarize"
 
-    with pytest.raises(PluginError, match="skill name 'summarize' is already registered by plugin 'aios.plugins.default_summarize'"):
+    with pytest.raises(
+        PluginError,
+        match="skill name 'summarize' is already registered by plugin 'aios.plugins.default_summarize'",
+    ):
         build_plugin_manager(autoload=False, strict=True, extra=[("dup", plugin(Dup))])
     ps = build_plugin_manager(autoload=False, extra=[("dup", plugin(Dup))])
     assert ps.skills["summarize"].__module__ == "aios.plugins.default_summarize"
@@ -96,9 +100,22 @@ def test_duplicate_names_are_refused_loudly() -> None:
         (type("NoBase", (), {}), "is not a subclass of aios.Skill"),
         (type("BadName", (Valid,), {"name": "Bad Name"}), "name 'Bad Name' must match"),
         (type("NoDesc", (Valid,), {"description": ""}), "description must be a non-empty string"),
-        (type("BadInput", (Valid,), {"Input": dict}), "Input must be a pydantic BaseModel subclass"),
-        (type("BadField", (Valid,), {"text_field": "body"}), "text_field 'body' is not a field of Input"),
-        (type("NoRun", (Skill,), {"name": "norun", "description": "d", "Input": Text, "Output": Text}), "implement run\\(\\) or stream\\(\\)"),
+        (
+            type("BadInput", (Valid,), {"Input": dict}),
+            "Input must be a pydantic BaseModel subclass",
+        ),
+        (
+            type("BadField", (Valid,), {"text_field": "body"}),
+            "text_field 'body' is not a field of Input",
+        ),
+        (
+            type(
+                "NoRun",
+                (Skill,),
+                {"name": "norun", "description": "d", "Input": Text, "Output": Text},
+            ),
+            "implement run\\(\\) or stream\\(\\)",
+        ),
     ],
 )
 def test_invalid_skills_are_refused_with_the_reason(bad: Any, message: str) -> None:
@@ -127,8 +144,12 @@ def test_a_failing_plugin_is_rolled_back_and_the_rest_work() -> None:
     assert "partial" not in ps.skills, "a failing plugin's partial registrations are rolled back"
     assert "valid_skill" in ps.skills and "summarize" in ps.skills
     assert ps.failures[0].plugin == "broken" and "RuntimeError: boom" in ps.failures[0].error
-    with pytest.raises(PluginError, match="plugin 'broken' failed during registration: RuntimeError: boom"):
-        build_plugin_manager(autoload=False, strict=True, extra=[("broken", plugin(Partial, fail=True))])
+    with pytest.raises(
+        PluginError, match="plugin 'broken' failed during registration: RuntimeError: boom"
+    ):
+        build_plugin_manager(
+            autoload=False, strict=True, extra=[("broken", plugin(Partial, fail=True))]
+        )
 
 
 def test_builtins_can_be_blocked() -> None:
@@ -157,8 +178,12 @@ def test_backends_do_not_import_their_runtime_at_module_top() -> None:
     for mod in [m for m in DEFAULT_PLUGINS if ".backends." in m]:
         tree = ast.parse(Path(importlib.import_module(mod).__file__).read_text())
         top = [ast.unparse(n) for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
-        heavy = [t for t in top if any(r in t for r in ("llama_cpp", "onnxruntime", "ai_edge_litert"))
-                 and "aios.backends" not in t]
+        heavy = [
+            t
+            for t in top
+            if any(r in t for r in ("llama_cpp", "onnxruntime", "ai_edge_litert"))
+            and "aios.backends" not in t
+        ]
         assert heavy == [], f"{mod} imports its runtime at module top: {heavy}"
 
 

@@ -76,7 +76,9 @@ def test_streaming_matches_the_final_summary(reference: Orchestrator) -> None:
 
 
 def test_smollm2_runs_from_the_same_matrix_with_its_chat_format(reference: Orchestrator) -> None:
-    result = reference.invoke("summarize", {"text": LIBRARY, "length": "short"}, model="smollm2-135m-instruct")
+    result = reference.invoke(
+        "summarize", {"text": LIBRARY, "length": "short"}, model="smollm2-135m-instruct"
+    )
     assert result.record.model == "smollm2-135m-instruct"
     assert 0 < len(result.output.summary) < len(LIBRARY)
 
@@ -97,7 +99,10 @@ def test_extractive_fallback_when_no_model_fits() -> None:
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "aios.cli.main", *args],
-        capture_output=True, text=True, input=stdin, timeout=600,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=600,
         env={**__import__("os").environ, "AIOS_LOG_LEVEL": "warning"},
     )
 
@@ -120,12 +125,27 @@ def test_cli_summarize_file_stdin_and_text(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["run", "summarise", "--text", "x"], "skill 'summarise' is not registered by any plugin (did you mean 'summarize'?)"),
-        (["run", "summarize", "--text", "x", "--length", "huge"], "length: Input should be 'short', 'medium' or 'long'"),
-        (["run", "summarize", "--file", "/nonexistent/doc.txt"], "file not found: /nonexistent/doc.txt"),
+        (
+            ["run", "summarise", "--text", "x"],
+            "skill 'summarise' is not registered by any plugin (did you mean 'summarize'?)",
+        ),
+        (
+            ["run", "summarize", "--text", "x", "--length", "huge"],
+            "length: Input should be 'short', 'medium' or 'long'",
+        ),
+        (
+            ["run", "summarize", "--file", "/nonexistent/doc.txt"],
+            "file not found: /nonexistent/doc.txt",
+        ),
         (["run", "summarize", "--text", "x", "--colour", "red"], "unknown option(s) --colour red"),
-        (["run", "summarize", "--text", "x", "--model", "gpt-9"], "model 'gpt-9' is not in the model matrix"),
-        (["run", "summarize", "--config", "/nonexistent.toml", "--text", "x"], "/nonexistent.toml: file not found"),
+        (
+            ["run", "summarize", "--text", "x", "--model", "gpt-9"],
+            "model 'gpt-9' is not in the model matrix",
+        ),
+        (
+            ["run", "summarize", "--config", "/nonexistent.toml", "--text", "x"],
+            "/nonexistent.toml: file not found",
+        ),
     ],
 )
 def test_bad_cli_input_gets_a_clear_error(args: list[str], message: str) -> None:
@@ -142,7 +162,10 @@ def test_missing_and_corrupt_model_files(tmp_path: Path) -> None:
     corrupt.write_bytes(b"this is not a model" * 100)
     text = default_config_path().read_text(encoding="utf-8")
     gemma_source = text.split("source = ", 1)[1].split("\n", 1)[0]
-    for path, message in [(corrupt, "is not a GGUF file"), (tmp_path / "gone.gguf", "file not found")]:
+    for path, message in [
+        (corrupt, "is not a GGUF file"),
+        (tmp_path / "gone.gguf", "file not found"),
+    ]:
         cfg = tmp_path / "oem.toml"
         cfg.write_text(text.replace(gemma_source, f'{{ path = "{path}" }}'), encoding="utf-8")
         proc = cli("run", "summarize", "--config", str(cfg), "--text", LIBRARY)
@@ -154,7 +177,9 @@ def test_missing_and_corrupt_model_files(tmp_path: Path) -> None:
     try:
         with pytest.raises(Exception, match="file not found"):
             orch.invoke("summarize", {"text": LIBRARY})
-        ok = orch.invoke("summarize", {"text": LIBRARY, "length": "short"}, model="smollm2-135m-instruct")
+        ok = orch.invoke(
+            "summarize", {"text": LIBRARY, "length": "short"}, model="smollm2-135m-instruct"
+        )
         assert ok.record.status == "ok"
     finally:
         orch.close()

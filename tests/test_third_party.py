@@ -19,10 +19,23 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Both example packages pip-installed into a private target dir (the env stays clean)."""
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target),
-         str(REPO / "examples/aios-skill-hello"), str(REPO / "examples/aios-skill-broken")],
-        check=True, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(REPO / "examples/aios-skill-hello"),
+            str(REPO / "examples/aios-skill-broken"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     return target
 
@@ -31,7 +44,11 @@ def cli(site: Path, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(site), "AIOS_LOG_LEVEL": "warning"}
     return subprocess.run(
         [sys.executable, "-m", "aios.cli.main", *args],
-        capture_output=True, text=True, env=env, timeout=300, **kw,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        **kw,
     )
 
 
@@ -66,7 +83,10 @@ def test_broken_plugins_are_logged_by_name_and_the_rest_works(site: Path) -> Non
     assert set(failed) == {"broken_import", "broken_register", "duplicate_name"}
     assert "aios_dependency_that_does_not_exist" in failed["broken_import"]["error"]
     assert "plugin bug while registering" in failed["broken_register"]["error"]
-    assert "already registered by plugin 'aios.plugins.default_summarize'" in failed["duplicate_name"]["error"]
+    assert (
+        "already registered by plugin 'aios.plugins.default_summarize'"
+        in failed["duplicate_name"]["error"]
+    )
     names = {s["name"] for s in body["skills"]}
     assert {"hello", "summarize", "generate"} <= names
     assert "half_registered" not in names  # rolled back with its failing plugin
@@ -90,7 +110,11 @@ def test_allowlist_and_blocklist_from_config(site: Path, tmp_path: Path) -> None
     proc = cli(site, "skills", "--json", "--config", str(cfg), "--strict-plugins")
     assert proc.returncode == 0, proc.stderr
     assert "hello" in {s["name"] for s in json.loads(proc.stdout)["skills"]}
-    cfg.write_text(text + '\n[plugins]\nblock = ["hello", "broken_import", "broken_register", "duplicate_name"]\n', encoding="utf-8")
+    cfg.write_text(
+        text
+        + '\n[plugins]\nblock = ["hello", "broken_import", "broken_register", "duplicate_name"]\n',
+        encoding="utf-8",
+    )
     proc = cli(site, "skills", "--json", "--config", str(cfg), "--strict-plugins")
     assert proc.returncode == 0, proc.stderr
     assert "hello" not in {s["name"] for s in json.loads(proc.stdout)["skills"]}
