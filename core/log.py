@@ -25,7 +25,9 @@ def configure(
     level: str | None = None, *, stream: TextIO | None = None, json: bool | None = None
 ) -> None:
     out = stream or sys.stderr
-    name = (level or os.environ.get("AIOS_LOG_LEVEL") or "info").lower()
+    # In a terminal the CLI prints the execution record itself; JSON consumers get every event.
+    default = "warning" if out.isatty() else "info"
+    name = (level or os.environ.get("AIOS_LOG_LEVEL") or default).lower()
     if name not in LEVELS:
         raise ValueError(f"unknown log level '{name}' (use one of {', '.join(LEVELS)})")
     as_json = (not out.isatty()) if json is None else json

@@ -219,7 +219,8 @@ class Orchestrator:
             ctx = SkillContext(self, record, choice, cancel or threading.Event(), started)
             skill = self._instance(cls)
             if cls.capabilities and choice is None:
-                output = skill.fallback(valid, ctx)
+                # A model the caller named explicitly is a promise: no silent fallback.
+                output = None if model else skill.fallback(valid, ctx)
                 if output is None:
                     caps = ", ".join(sorted(c.value for c in cls.capabilities))
                     rejected = "; ".join(
