@@ -39,7 +39,9 @@ _ABBREV_SOFT = frozenset({"etc", "inc", "ltd", "co", "corp", "no", "a.m", "p.m"}
 # fmt: on
 _ACRONYM_RE = re.compile(r"(?:[a-z]\.)+[a-z]")  # u.s, u.k, e.u
 
-_LIST_RE = re.compile(r"^\s*(?:\d{1,2}[.)．、）](?!\d)|[一二三四五六七八九十]{1,3}、|[（(]\d{1,2}[)）]|[-*+](?=\s)|[•·●▪‣◦])\s*")
+_LIST_RE = re.compile(
+    r"^\s*(?:\d{1,2}[.)．、）](?!\d)|[一二三四五六七八九十]{1,3}、|[（(]\d{1,2}[)）]|[-*+](?=\s)|[•·●▪‣◦])\s*"
+)
 _TAG_RE = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>")
 _EMPHASIS_RE = re.compile(r"(\*\*|__)(.+?)\1", re.DOTALL)
 _STAR_RE = re.compile(r"(?<![\w*])\*(?!\s)([^*\n]+?)(?<!\s)\*(?!\w)")

@@ -269,6 +269,8 @@ def test_agents_may_only_call_allowed_skills(scripted_config: Any) -> None:
         orch.close()
 
 
-def test_an_explicitly_requested_model_that_does_not_fit_is_an_error(scripted: Orchestrator) -> None:
+def test_an_explicitly_requested_model_that_does_not_fit_is_an_error(
+    scripted: Orchestrator,
+) -> None:
     with pytest.raises(NoModelAvailableError, match="big: needs 4200 MB, device budget is 1024 MB"):
         scripted.invoke("summarize", {"text": "A sentence. Another one."}, model="big")

@@ -380,14 +380,18 @@ class OEMConfig(Strict):
     )
     models: list[ModelSpec] = Field(min_length=1, max_length=256, description="The model matrix.")
     prompt_formats: dict[Name, PromptFormat] = Field(
-        default_factory=dict, description="Prompt formats by name, per model family."
+        default_factory=dict,
+        max_length=64,
+        description="Prompt formats by name, per model family.",
     )
     cloud: CloudConfig = Field(default_factory=CloudConfig, description="Cloud tier endpoints.")
     routing: RoutingPolicy = Field(
         default_factory=RoutingPolicy, description="Device/cloud routing and privacy policy."
     )
     skills: dict[Name, SkillSettings] = Field(
-        default_factory=dict, description="Per-skill settings and overrides, by skill name."
+        default_factory=dict,
+        max_length=256,
+        description="Per-skill settings and overrides, by skill name.",
     )
     plugins: PluginSettings = Field(
         default_factory=PluginSettings, description="Which third-party plugins load."
