@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
 from aios.backend import (
     Availability,
     Backend,

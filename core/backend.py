@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
-from aios.config.schema import ModelFormat, ModelSpec
 from pydantic import BaseModel, ConfigDict, Field
+
+from aios.config.schema import ModelFormat, ModelSpec
 
 
 class CancelSignal(Protocol):

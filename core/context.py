@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from pydantic import BaseModel
+
 from aios.backend import Done, GenerationRequest, TextGenerator, Token
 from aios.config.schema import ModelSpec, PromptFormat
 from aios.errors import (
@@ -20,7 +22,6 @@ from aios.errors import (
 )
 from aios.prompt import Prompt, render
 from aios.record import ExecutionRecord, Stage
-from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from aios.orchestrator import Orchestrator

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import structlog
+
 from aios import sources
 from aios.backend import Backend, LoadedModel
 from aios.config.schema import ModelSpec

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from pydantic import BaseModel, ValidationError
+
 from aios.backend import Availability, Backend, LoadedModel
 from aios.config.checks import check_config
 from aios.config.loader import format_loc, load_config
@@ -37,7 +39,6 @@ from aios.selection import Choice, choose
 from aios.skill import Skill
 from aios.sources import model_dir
 from aios.types import Tier
-from pydantic import BaseModel, ValidationError
 
 log = structlog.get_logger("aios")
 

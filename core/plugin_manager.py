@@ -17,6 +17,7 @@ from typing import Any
 
 import pluggy
 import structlog
+
 from aios import hookspecs
 from aios.backend import Backend
 from aios.config.schema import ModelFormat

@@ -6,8 +6,9 @@ import time
 import uuid
 from typing import Literal
 
-from aios.types import Tier
 from pydantic import BaseModel, ConfigDict, Field
+
+from aios.types import Tier
 
 Stage = Literal["input", "model", "backend", "tier", "fallback", "load", "skill"]
 

@@ -15,8 +15,9 @@ import re
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from aios.types import Capability, DataClass, Sensitivity
 from pydantic import BaseModel
+
+from aios.types import Capability, DataClass, Sensitivity
 
 if TYPE_CHECKING:
     from aios.context import SkillContext

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from aios.context import SkillContext
 from aios.hookspecs import hookimpl
 from aios.prompt import Prompt
 from aios.skill import Skill, SkillStream
 from aios.types import Capability, Sensitivity
-from pydantic import BaseModel, ConfigDict, Field
 
 
 class GenerateInput(BaseModel):

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from aios.context import SkillContext
 from aios.errors import GenerationError
 from aios.hookspecs import hookimpl
@@ -18,7 +20,6 @@ from aios.plugins import summarize_text as st
 from aios.prompt import Prompt, render
 from aios.skill import Skill, SkillStream
 from aios.types import Capability, DataClass, Sensitivity
-from pydantic import BaseModel, ConfigDict, Field
 
 Length = Literal["short", "medium", "long"]
 

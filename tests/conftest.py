@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from aios import Orchestrator
 from aios.config.loader import load_config
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from aios import ConfigError, Orchestrator
 from aios.config import OEMConfig, load_config
 from aios.config.checks import check_config

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 from aios import Done, GenerationRequest, Orchestrator, TextGenerator, Token
 
 pytestmark = pytest.mark.model

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from aios import GenerationError, ModelError, Orchestrator
 from aios.backends.default_neuropilot import NeuroPilotBackend
 from aios.backends.default_onnxruntime import OnnxRuntimeBackend

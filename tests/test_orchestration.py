@@ -6,6 +6,8 @@ import threading
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
+
 from aios import (
     CancelledError,
     Capability,
@@ -20,7 +22,6 @@ from aios import (
     hookimpl,
 )
 from aios.config.loader import load_config
-from pydantic import BaseModel
 
 from .doubles import ScriptedBackend, ScriptedPlugin
 

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
+
 from aios import PluginError, Skill, hookimpl, hookspecs
 from aios.plugin_manager import DEFAULT_PLUGINS, build_plugin_manager
-from pydantic import BaseModel
 
 from .doubles import ScriptedBackend, ScriptedPlugin
 

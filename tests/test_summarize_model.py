@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from aios import Orchestrator
 from aios.plugins.summarize_text import detect_language
 

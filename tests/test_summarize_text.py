@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from aios.plugins import summarize_text as st
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from aios.record import ExecutionRecord
 from pydantic import BaseModel
+
+from aios.record import ExecutionRecord
 
 
 def failures(orch: Any) -> list[dict[str, str]]:

@@ -7,9 +7,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from aios.config.schema import OEMConfig
 from aios.errors import ConfigError
-from pydantic import ValidationError
 
 DEFAULT_CONFIG_NAME = "reference.toml"
 

@@ -10,8 +10,9 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from aios.types import Capability, DataClass, Tier
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from aios.types import Capability, DataClass, Tier
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description="Lower-case identifier.")]

@@ -2,8 +2,9 @@
 
 from typing import Any
 
-from aios import Skill, hookimpl
 from pydantic import BaseModel
+
+from aios import Skill, hookimpl
 
 
 class Half(BaseModel):

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from aios import Capability, Prompt, Sensitivity, Skill, SkillContext, hookimpl
 from pydantic import BaseModel, ConfigDict, Field
+
+from aios import Capability, Prompt, Sensitivity, Skill, SkillContext, hookimpl
 
 
 class HelloInput(BaseModel):
