@@ -70,6 +70,18 @@ class LlamaCppModel(TextGenerator):
     ) -> Iterator[GenerationEvent]:
         llm = self._llm
         chunks_seen = 0
+        logprobs: list[float] = []
+        last_dist: list[Any] = [None]
+
+        def track_logprob(input_ids: Any, scores: Any) -> Any:
+            # The token sampled from the previous step's distribution is now the last input id.
+            import numpy as np
+
+            if last_dist[0] is not None:
+                logprobs.append(float(last_dist[0][int(input_ids[-1])]))
+            shifted = scores - scores.max()
+            last_dist[0] = shifted - np.log(np.exp(shifted).sum())
+            return scores
 
         t0 = time.perf_counter()
         common: dict[str, Any] = dict(
@@ -82,6 +94,8 @@ class LlamaCppModel(TextGenerator):
             seed=request.seed,
             stream=True,
         )
+        if request.logprobs:  # costs a Python pass over the vocabulary per token: opt-in
+            common["logits_processor"] = [track_logprob]
         try:
             if request.messages is not None:
                 prompt_tokens = self._chat_prompt_tokens(request.messages)
@@ -118,6 +132,7 @@ class LlamaCppModel(TextGenerator):
         yield Done(
             tokens_in=prompt_tokens,
             tokens_out=self._tokens_out(request, prompt_tokens, finish, chunks_seen),
+            mean_logprob=sum(logprobs) / len(logprobs) if logprobs else None,
             finish_reason=finish,  # type: ignore[arg-type]
             backend_ms=(time.perf_counter() - t0) * 1000,
         )

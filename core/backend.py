@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aios.config.schema import ModelFormat, ModelSpec
+from aios.config.schema import ModelFormat, ModelSpec, OEMConfig
 
 
 class CancelSignal(Protocol):
@@ -48,6 +48,9 @@ class GenerationRequest(BaseModel):
     repeat_penalty: float = Field(default=1.1, ge=1.0, le=2.0)
     stop: tuple[str, ...] = Field(default=(), max_length=16)
     seed: int | None = Field(default=None, ge=0)
+    logprobs: bool = Field(
+        default=False, description="Report the mean token log-probability (cascade routing)."
+    )
 
 
 @dataclass
@@ -65,6 +68,9 @@ class Done:
     tokens_out: int
     finish_reason: Literal["stop", "length", "cancelled"]
     backend_ms: float
+    mean_logprob: float | None = None  # when the request asked for logprobs
+    cost_cny: float = 0.0  # accounted cost of this call (cloud endpoints)
+    retries: int = 0
 
 
 GenerationEvent = Token | Done
@@ -119,6 +125,12 @@ class Backend(ABC):
     def probe(self) -> Availability:
         """Say whether this backend can run on this machine, and why not when it cannot."""
 
+    def configure(self, config: OEMConfig) -> None:  # noqa: B027 - optional hook
+        """Receive the OEM config once, before any probe (cloud backends read endpoints)."""
+
     @abstractmethod
-    def load(self, spec: ModelSpec, path: Path) -> LoadedModel:
-        """Load ``path`` (the prepared model file of ``spec``); raise ``ModelError`` on failure."""
+    def load(self, spec: ModelSpec, path: Path | None) -> LoadedModel:
+        """Load ``spec``; ``path`` is its prepared file (None for cloud models).
+
+        Raise ``ModelError`` on failure.
+        """

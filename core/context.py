@@ -50,6 +50,15 @@ class _Halt:
         return self._halted or self._cancel.is_set()
 
 
+@dataclass
+class _Accounting:
+    """Shared by a context and its forks (a retry on another model is the same request)."""
+
+    inference_ms: float = 0.0
+    logprob_sum: float = 0.0
+    logprob_tokens: int = 0
+
+
 class SkillContext:
     def __init__(
         self,
@@ -65,10 +74,28 @@ class SkillContext:
         self.cancel = cancel
         self._started = started
         self._handle: TextGenerator | None = None
-        self.inference_ms = 0.0
+        self._acc = _Accounting()
+        self.want_logprobs = False
         self.log = structlog.get_logger("aios.skill").bind(
             skill=record.skill, request_id=record.request_id
         )
+
+    def fork(self, choice: Choice) -> SkillContext:
+        """A context for the same request on another model (cloud fallback, cascade)."""
+        other = SkillContext(self._orch, self.record, choice, self.cancel, self._started)
+        other._acc = self._acc
+        other.want_logprobs = self.want_logprobs
+        return other
+
+    @property
+    def inference_ms(self) -> float:
+        return self._acc.inference_ms
+
+    @property
+    def mean_logprob(self) -> float | None:
+        """Mean token log-probability over this request's calls, when the backend reported it."""
+        acc = self._acc
+        return acc.logprob_sum / acc.logprob_tokens if acc.logprob_tokens else None
 
     # -- what the skill may ask about its model -------------------------------------------
     @property
@@ -141,6 +168,7 @@ class SkillContext:
             temperature=temperature,
             stop=rendered.stop + tuple(stop),
             repeat_penalty=repeat_penalty,
+            logprobs=self.want_logprobs,
             **options,
         )
         parts: list[str] = []
@@ -160,12 +188,16 @@ class SkillContext:
                     else:
                         done = event
             finally:
-                self.inference_ms += (time.perf_counter() - t0) * 1000
+                self._acc.inference_ms += (time.perf_counter() - t0) * 1000
         if done is None:
             raise GenerationError(f"backend '{handle.backend_name}' ended without a result")
         self.record.model_calls += 1
         self.record.tokens_in += done.tokens_in
         self.record.tokens_out += done.tokens_out
+        self.record.cost_cny += done.cost_cny
+        if done.mean_logprob is not None and done.tokens_out:
+            self._acc.logprob_sum += done.mean_logprob * done.tokens_out
+            self._acc.logprob_tokens += done.tokens_out
         finish = done.finish_reason
         if finish == "cancelled":
             if self.cancel.is_set():

@@ -86,3 +86,39 @@ class CancelledError(AIOSError):
     """The caller cancelled the request."""
 
     code = "cancelled"
+
+
+class CloudError(AIOSError):
+    """A cloud endpoint could not serve the request; the subclass says how it failed."""
+
+    code = "cloud_error"
+
+
+class CloudUnavailableError(CloudError):
+    """Unreachable, refused, offline, missing credentials, or its circuit breaker is open."""
+
+    code = "cloud_unavailable"
+
+
+class CloudTimeoutError(CloudError):
+    """The endpoint did not answer within the configured deadline."""
+
+    code = "cloud_timeout"
+
+
+class CloudResponseError(CloudError):
+    """The endpoint answered with an error status or a body that is not valid."""
+
+    code = "cloud_bad_response"
+
+
+class CloudStreamCutError(CloudError):
+    """The stream ended before the endpoint said it was complete."""
+
+    code = "cloud_stream_cut"
+
+
+class PolicyError(AIOSError):
+    """Routing policy forbids every way to serve the request (e.g. private data, cloud only)."""
+
+    code = "policy_refused"

@@ -11,6 +11,7 @@ import structlog
 from aios import sources
 from aios.backend import Backend, LoadedModel
 from aios.config.schema import ModelSpec
+from aios.types import Tier
 
 log = structlog.get_logger("aios.models")
 
@@ -35,7 +36,11 @@ class ModelCache:
                 if key in self._loaded:
                     return self._loaded[key], 0.0
             t0 = time.perf_counter()
-            path = sources.resolve(spec, self.base_dir, self.cache_dir)
+            path = (
+                sources.resolve(spec, self.base_dir, self.cache_dir)
+                if spec.tier is Tier.device
+                else None
+            )
             handle = backend.load(spec, path)
             load_ms = (time.perf_counter() - t0) * 1000
             with self._lock:

@@ -8,6 +8,7 @@ event ``aios.request`` carrying its execution record.
 from __future__ import annotations
 
 import difflib
+import os
 import threading
 import time
 from collections.abc import Generator, Iterator
@@ -19,13 +20,16 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from aios.backend import Availability, Backend, LoadedModel
+from aios.cloud.ledger import Ledger
+from aios.cloud.ledger import default_path as ledger_path
 from aios.config.checks import check_config
 from aios.config.loader import format_loc, load_config
-from aios.config.schema import OEMConfig
+from aios.config.schema import CloudEndpoint, ModelSpec, OEMConfig
 from aios.context import SkillContext
 from aios.errors import (
     AIOSError,
     CancelledError,
+    CloudError,
     ConfigError,
     InvalidInputError,
     NoModelAvailableError,
@@ -35,6 +39,7 @@ from aios.errors import (
 from aios.model_cache import ModelCache
 from aios.plugin_manager import PluginSet, build_plugin_manager
 from aios.record import ExecutionRecord
+from aios.routing.policy import RequestOptions, Route, RouteState, decide
 from aios.selection import Choice, choose
 from aios.skill import Skill
 from aios.sources import model_dir
@@ -73,7 +78,14 @@ class Orchestrator:
         strict: bool = False,
         plugins: PluginSet | None = None,
         extra_plugins: tuple[tuple[str, object], ...] = (),
+        ledger: bool = True,
     ) -> None:
+        if not structlog.is_configured():
+            # Embedded use without a logging setup: sane levels rather than structlog's
+            # print-everything default (llama.cpp's native log alone is thousands of lines).
+            from aios import log as aios_log
+
+            aios_log.configure()
         self.config = config
         self.config_path = config_path
         self.base_dir = config_path.parent if config_path else Path.cwd()
@@ -105,6 +117,9 @@ class Orchestrator:
         self._skills: dict[str, Skill] = {}
         self._lock = threading.Lock()
         self.models = ModelCache(self.base_dir, model_dir(config.storage.model_dir, self.base_dir))
+        self._has_cloud = any(m.tier is Tier.cloud for m in config.models)
+        self._difficulty_router: Any = None
+        self.ledger: Ledger | None = Ledger(ledger_path()) if ledger else None
 
     @classmethod
     def from_file(cls, path: str | Path | None = None, **kwargs: Any) -> Orchestrator:
@@ -136,7 +151,9 @@ class Orchestrator:
                 cls = self.plugins.backends.get(name)
                 if cls is None:
                     return None
-                self._backends[name] = cls()
+                backend = cls()
+                backend.configure(self.config)
+                self._backends[name] = backend
             return self._backends[name]
 
     def probe(self, name: str) -> Availability | None:
@@ -181,60 +198,100 @@ class Orchestrator:
                 self._skills[cls.name] = cls()
             return self._skills[cls.name]
 
+    # -- routing --------------------------------------------------------------------------
+    def route_state(self, cls: type[Skill], valid: BaseModel, opts: RequestOptions) -> RouteState:
+        """The state snapshot the policy decides on (deterministic given the same snapshot)."""
+        offline = os.environ.get("AIOS_OFFLINE", "") not in ("", "0")
+        spent = self.ledger.spent_today() if self.ledger and self._has_cloud else 0.0
+        return RouteState(
+            offline=offline, cloud_spent_today_cny=spent, difficulty=self._difficulty(cls, valid)
+        )
+
+    def _difficulty(self, cls: type[Skill], valid: BaseModel) -> float | None:
+        path = self.config.routing.difficulty_router
+        if not path or not cls.text_field or not self._has_cloud:
+            return None
+        text = getattr(valid, cls.text_field, None)
+        if not isinstance(text, str):
+            return None
+        with self._lock:
+            if self._difficulty_router is None:
+                from aios.routing.difficulty import DifficultyRouter
+
+                self._difficulty_router = DifficultyRouter.load(self._resolve(path))
+        return float(self._difficulty_router.score(text))
+
+    def _resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def _unhealthy(self, m: ModelSpec) -> str | None:
+        backend = self.backend("openai")
+        status = getattr(backend, "status", None)
+        st = status(m.endpoint) if status and m.endpoint else None
+        if st is not None and st.state == "open":
+            return (
+                f"endpoint '{m.endpoint}' circuit breaker open ({st.last_error}); "
+                f"retry in {st.retry_in_s:.0f} s"
+            )
+        return None
+
+    def _choose(
+        self, cls: type[Skill], record: ExecutionRecord, route: Route, requested: str | None
+    ) -> Choice | None:
+        def probe(name: str) -> Availability | None:
+            # A first probe loads the backend's runtime: count it as load, not overhead.
+            t0 = time.perf_counter()
+            fresh = name not in self._probes
+            avail = self.probe(name)
+            if fresh:
+                record.load_ms += (time.perf_counter() - t0) * 1000
+            return avail
+
+        choice = choose(
+            self.config, self.profile, cls, record, probe, route, requested, self._unhealthy
+        )
+        if choice is not None:
+            record.model, record.backend = choice.model.id, choice.backend
+            record.tier = choice.model.tier
+        return choice
+
+    # -- requests -------------------------------------------------------------------------
     def _execute(
         self,
         name: str,
         inp: dict[str, Any] | BaseModel,
-        model: str | None,
+        opts: RequestOptions,
         cancel: threading.Event | None,
         parent: ExecutionRecord | None,
+        streaming: bool,
     ) -> Generator[str, None, Result]:
         started = time.perf_counter()
         record = ExecutionRecord(skill=name)
+        cancel = cancel or threading.Event()
         ctx: SkillContext | None = None
         try:
             cls = self.skill_class(name)
             record.kind = cls.kind
             valid = self._validate(cls, inp)
-            if model is not None and model not in {m.id for m in self.config.models}:
-                raise NoModelAvailableError(f"model '{model}' is not in the model matrix")
-            choice = None
-            if cls.capabilities:
-
-                def probe(name: str) -> Availability | None:
-                    # A first probe loads the backend's runtime: count it as load, not overhead.
-                    t0 = time.perf_counter()
-                    fresh = name not in self._probes
-                    avail = self.probe(name)
-                    if fresh:
-                        record.load_ms += (time.perf_counter() - t0) * 1000
-                    return avail
-
-                choice = choose(self.config, self.profile, cls, record, probe, requested=model)
-            else:
-                record.decide("model", "skill needs no model", None)
-            if choice is not None:
-                record.model = choice.model.id
-                record.backend = choice.backend
-                record.tier = choice.model.tier
-            ctx = SkillContext(self, record, choice, cancel or threading.Event(), started)
+            if opts.model is not None and opts.model not in {m.id for m in self.config.models}:
+                raise NoModelAvailableError(f"model '{opts.model}' is not in the model matrix")
             skill = self._instance(cls)
-            if cls.capabilities and choice is None:
-                # A model the caller named explicitly is a promise: no silent fallback.
-                output = None if model else skill.fallback(valid, ctx)
-                if output is None:
-                    caps = ", ".join(sorted(c.value for c in cls.capabilities))
-                    rejected = "; ".join(
-                        f"{d.choice}: {d.reason}" for d in record.reasons if not d.accepted
-                    )
-                    raise NoModelAvailableError(
-                        f"no model with {caps} can run skill '{name}' on device profile "
-                        f"'{self.profile.name}'" + (f" ({rejected})" if rejected else "")
-                    )
-                record.fallback = record.fallback or "skill-fallback"
-                record.tier = Tier.device  # fallbacks run in-process, on the device
-            else:
+            if not cls.capabilities:
+                record.decide("model", "skill needs no model", None)
+                ctx = SkillContext(self, record, None, cancel, started)
                 output = yield from skill.stream(valid, ctx)
+            else:
+                route = decide(self.config, cls, opts, self.route_state(cls, valid, opts))
+                route.apply(record)
+                choice = self._choose(cls, record, route, opts.model)
+                ctx = SkillContext(self, record, choice, cancel, started)
+                if choice is None:
+                    output = self._no_model(cls, skill, valid, ctx, opts)
+                elif route.cascade and choice.model.tier is Tier.device:
+                    output = yield from self._cascade(cls, skill, valid, ctx, route)
+                else:
+                    output = yield from self._run(cls, skill, valid, ctx, route, streaming)
             if not isinstance(output, cls.Output):
                 owner = self.plugins.owners.get(("skill", name), "?")
                 raise PluginError(
@@ -256,6 +313,114 @@ class Orchestrator:
         self._finish(record, started, ctx, parent)
         return Result(output=output, record=record)
 
+    def _no_model(
+        self,
+        cls: type[Skill],
+        skill: Skill,
+        valid: BaseModel,
+        ctx: SkillContext,
+        opts: RequestOptions,
+    ) -> BaseModel:
+        record = ctx.record
+        # A model the caller named explicitly is a promise: no silent fallback.
+        output = None if opts.model else skill.fallback(valid, ctx)
+        if output is None:
+            caps = ", ".join(sorted(c.value for c in cls.capabilities))
+            rejected = "; ".join(
+                f"{d.choice}: {d.reason}" for d in record.reasons if not d.accepted
+            )
+            raise NoModelAvailableError(
+                f"no model with {caps} can run skill '{cls.name}' on device profile "
+                f"'{self.profile.name}'" + (f" ({rejected})" if rejected else "")
+            )
+        record.fallback = record.fallback or "skill-fallback"
+        record.tier = Tier.device  # fallbacks run in-process, on the device
+        return output
+
+    def _run(
+        self,
+        cls: type[Skill],
+        skill: Skill,
+        valid: BaseModel,
+        ctx: SkillContext,
+        route: Route,
+        streaming: bool,
+    ) -> Generator[str, None, BaseModel]:
+        """Run the skill; if the cloud fails, answer on device when policy allows."""
+        emitted = False
+        gen = skill.stream(valid, ctx)
+        try:
+            while True:
+                try:
+                    delta = next(gen)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+                emitted = True
+                yield delta
+        except CloudError as exc:
+            record = ctx.record
+            if Tier.device not in route.tiers or (streaming and emitted):
+                raise
+            record.decide("tier", f"cloud failed ({exc.code}): {exc}; retrying on device", "device")
+            device = self._choose(cls, record, Route([Tier.device]), None)
+            if device is None:
+                raise
+            retry = ctx.fork(device)
+            return (yield from skill.stream(valid, retry))
+
+    def _cascade(
+        self, cls: type[Skill], skill: Skill, valid: BaseModel, ctx: SkillContext, route: Route
+    ) -> Generator[str, None, BaseModel]:
+        """Answer on device; escalate to the cloud when the device model is unsure."""
+        record = ctx.record
+        threshold = self.config.routing.cascade_min_logprob
+        ctx.want_logprobs = True
+        buffered: list[str] = []
+        gen = skill.stream(valid, ctx)
+        while True:
+            try:
+                buffered.append(next(gen))
+            except StopIteration as stop:
+                device_output = stop.value
+                break
+        confidence = ctx.mean_logprob
+        device_model = record.model
+        escalate = confidence is not None and confidence < threshold
+        record.cascade = {
+            "device_model": device_model,
+            "device_mean_logprob": confidence,
+            "threshold": threshold,
+            "escalated": False,
+            "device_output": device_output.model_dump(mode="json"),
+        }
+        if escalate:
+            cloud = self._choose(cls, record, Route([Tier.cloud]), None)
+            if cloud is not None:
+                record.decide(
+                    "tier",
+                    f"cascade: device mean log-prob {confidence:.2f} < {threshold:.2f}; "
+                    "escalated to the cloud",
+                    "cloud",
+                )
+                retry = ctx.fork(cloud)
+                try:
+                    output = yield from skill.stream(valid, retry)
+                except CloudError as exc:
+                    record.decide("tier", f"cloud failed ({exc}); keeping the device answer", None)
+                    record.model, record.backend, record.tier = device_model, None, Tier.device
+                else:
+                    record.cascade["escalated"] = True
+                    return output  # type: ignore[no-any-return]
+        else:
+            why = (
+                "no confidence reported"
+                if confidence is None
+                else f"mean log-prob {confidence:.2f} >= {threshold:.2f}"
+            )
+            record.decide("tier", f"cascade: device answer kept ({why})", "device")
+        yield from buffered
+        return device_output  # type: ignore[no-any-return]
+
     def _finish(
         self,
         record: ExecutionRecord,
@@ -267,15 +432,27 @@ class Orchestrator:
         record.latency_ms = (time.perf_counter() - started) * 1000
         inference = ctx.inference_ms if ctx else 0.0
         record.overhead_ms = max(0.0, record.latency_ms - inference - record.load_ms)
+        if ctx is not None:
+            record.cost_cny = round(record.cost_cny, 6)
         if parent is not None:
             parent.steps.append(record)
             parent.tokens_in += record.tokens_in
             parent.tokens_out += record.tokens_out
             parent.cost_cny += record.cost_cny
+        elif self.ledger is not None:
+            self.ledger.add(record, self._cloud_equivalent(record))
         event = log.info if record.status == "ok" else log.warning
         event("aios.request", **record.model_dump(mode="json"))
         if exc_info:  # the plugin author's traceback, for operators, never on the user's screen
             log.debug("aios.request.traceback", request_id=record.request_id, exc_info=True)
+
+    def _cloud_equivalent(self, record: ExecutionRecord) -> float:
+        """What this request would have cost had it run in the cloud."""
+        if record.tier is Tier.cloud:
+            return record.cost_cny
+        if not self.config.cloud.endpoints:
+            return CloudEndpoint.model_fields["cost_per_call_cny"].default  # type: ignore
+        return self.config.cloud.endpoints[0].call_cost(record.tokens_in, record.tokens_out)
 
     def invoke(
         self,
@@ -283,10 +460,12 @@ class Orchestrator:
         inp: dict[str, Any] | BaseModel,
         *,
         model: str | None = None,
+        options: RequestOptions | None = None,
         cancel: threading.Event | None = None,
         parent: ExecutionRecord | None = None,
     ) -> Result:
-        gen = self._execute(skill, inp, model, cancel, parent)
+        opts = options or RequestOptions(model=model)
+        gen = self._execute(skill, inp, opts, cancel, parent, streaming=False)
         while True:
             try:
                 next(gen)
@@ -299,9 +478,11 @@ class Orchestrator:
         inp: dict[str, Any] | BaseModel,
         *,
         model: str | None = None,
+        options: RequestOptions | None = None,
         cancel: threading.Event | None = None,
     ) -> Iterator[StreamEvent]:
-        gen = self._execute(skill, inp, model, cancel, None)
+        opts = options or RequestOptions(model=model)
+        gen = self._execute(skill, inp, opts, cancel, None, streaming=True)
         while True:
             try:
                 delta = next(gen)
@@ -310,5 +491,29 @@ class Orchestrator:
                 return
             yield StreamEvent(delta=delta)
 
+    def explain(
+        self, skill: str, inp: dict[str, Any] | BaseModel, options: RequestOptions | None = None
+    ) -> ExecutionRecord:
+        """The routing decision for a request, without loading a model or running anything."""
+        opts = options or RequestOptions()
+        record = ExecutionRecord(skill=skill, status="explained")
+        cls = self.skill_class(skill)
+        record.kind = cls.kind
+        valid = self._validate(cls, inp)
+        if not cls.capabilities:
+            record.decide("model", "skill needs no model", None)
+            return record
+        state = self.route_state(cls, valid, opts)
+        route = decide(self.config, cls, opts, state)
+        route.apply(record)
+        if self._choose(cls, record, route, opts.model) is None:
+            record.decide("fallback", "no model can serve it: the skill's fallback would answer")
+        if route.cascade and record.tier is Tier.device:
+            record.decide("tier", "cascade: escalates to the cloud if the device is unsure")
+        return record
+
     def close(self) -> None:
         self.models.close()
+        if self.ledger is not None:
+            self.ledger.close()
+            self.ledger = None

@@ -32,6 +32,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "aios.backends.default_onnxruntime",
     "aios.backends.default_qnn",
     "aios.backends.default_neuropilot",
+    "aios.backends.default_openai",
     "aios.plugins.default_summarize",
     "aios.plugins.default_generate",
 )

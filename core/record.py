@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,7 +30,7 @@ class ExecutionRecord(BaseModel):
     request_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:16])
     skill: str
     kind: Literal["skill", "agent"] = "skill"
-    status: Literal["ok", "error", "cancelled"] = "ok"
+    status: Literal["ok", "error", "cancelled", "explained"] = "ok"
     model: str | None = None
     backend: str | None = None
     tier: Tier | None = None
@@ -50,6 +50,9 @@ class ExecutionRecord(BaseModel):
     reasons: list[Decision] = Field(default_factory=list)
     steps: list[ExecutionRecord] = Field(
         default_factory=list, description="Records of skills an agent called, in order."
+    )
+    cascade: dict[str, Any] | None = Field(
+        default=None, description="Cascade mode: the device attempt, its confidence, escalation."
     )
     error: str | None = None
     started_at: float = Field(default_factory=time.time)

@@ -66,6 +66,7 @@ prompt_format = "base"
 [[cloud.endpoints]]
 name = "cloud"
 base_url = "http://127.0.0.1:9/v1"
+max_retries = 0
 [prompt_formats.base]
 style = "completion"
 template = "{{input_label}}: {{input}}\\n\\n{{answer_label}}:"

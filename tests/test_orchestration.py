@@ -22,6 +22,8 @@ from aios import (
     hookimpl,
 )
 from aios.config.loader import load_config
+from aios.config.schema import RoutingMode
+from aios.routing.policy import RequestOptions
 
 from .doubles import ScriptedBackend, ScriptedPlugin
 
@@ -57,10 +59,13 @@ def test_models_are_loaded_lazily_and_reused(scripted: Orchestrator) -> None:
     assert first.record.load_ms > 0 and second.record.load_ms == 0
 
 
+LOCAL = RequestOptions(mode=RoutingMode.local_only)
+
+
 def test_unavailable_backend_is_skipped_with_its_reason(scripted: Orchestrator) -> None:
     ScriptedBackend.available = False
     with pytest.raises(NoModelAvailableError, match="scripted backend switched off"):
-        scripted.invoke("generate", {"prompt": "hello"})
+        scripted.invoke("generate", {"prompt": "hello"}, options=LOCAL)
 
 
 def test_no_model_fits_uses_the_skills_fallback(scripted: Orchestrator) -> None:
@@ -69,7 +74,7 @@ def test_no_model_fits_uses_the_skills_fallback(scripted: Orchestrator) -> None:
         "The council approved the new library on Tuesday. The library will cost 12 million "
         "dollars. It opens in 2027. Residents argued about the cost for months."
     )
-    result = scripted.invoke("summarize", {"text": text, "length": "short"})
+    result = scripted.invoke("summarize", {"text": text, "length": "short"}, options=LOCAL)
     assert result.record.fallback == "extractive"
     assert result.output.method == "extractive"
     assert result.output.summary and len(result.output.summary) < len(text)
@@ -107,7 +112,9 @@ def test_cloud_models_never_serve_private_skills(scripted_config: Any) -> None:
     try:
         with pytest.raises(NoModelAvailableError) as info:
             orch.invoke("diary", {"text": "dear diary"})
-        assert "cloud excluded: skill 'diary' handles private data" in str(info.value)
+        assert "cloud-big: cloud tier excluded by policy" in str(info.value)
+        reasons = [d.reason for d in orch.explain("diary", {"text": "dear diary"}).reasons]
+        assert "privacy: skill 'diary' handles private data" in reasons
     finally:
         ScriptedBackend.available = True
         orch.close()

