@@ -439,8 +439,10 @@ class Orchestrator:
             parent.tokens_in += record.tokens_in
             parent.tokens_out += record.tokens_out
             parent.cost_cny += record.cost_cny
-        elif self.ledger is not None:
-            self.ledger.add(record, self._cloud_equivalent(record))
+        else:
+            record.cloud_equivalent_cny = round(self._cloud_equivalent(record), 6)
+            if self.ledger is not None:
+                self.ledger.add(record, record.cloud_equivalent_cny)
         event = log.info if record.status == "ok" else log.warning
         event("aios.request", **record.model_dump(mode="json"))
         if exc_info:  # the plugin author's traceback, for operators, never on the user's screen

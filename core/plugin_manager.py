@@ -136,8 +136,8 @@ def build_plugin_manager(
     if os.environ.get("AIOS_TRACE_PLUGINS"):
         trace = structlog.get_logger("aios.plugins.trace")
         pm.add_hookcall_monitoring(
-            lambda hook, impls, kw: trace.debug("hook.call", hook=hook, plugins=len(impls)),
-            lambda outcome, hook, impls, kw: trace.debug("hook.done", hook=hook),
+            lambda hook, impls, kw: trace.info("hook.call", hook=hook, plugins=len(impls)),
+            lambda outcome, hook, impls, kw: trace.info("hook.done", hook=hook),
         )
     ps = PluginSet(manager=pm)
     blocked = set(block)

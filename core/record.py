@@ -47,6 +47,9 @@ class ExecutionRecord(BaseModel):
     tokens_out: int = 0
     model_calls: int = 0
     cost_cny: float = 0.0
+    cloud_equivalent_cny: float = Field(
+        default=0.0, description="What this request would have cost had it run in the cloud."
+    )
     reasons: list[Decision] = Field(default_factory=list)
     steps: list[ExecutionRecord] = Field(
         default_factory=list, description="Records of skills an agent called, in order."

@@ -13,6 +13,15 @@ from .doubles import ScriptedBackend, ScriptedPlugin
 
 REPO = Path(__file__).resolve().parent.parent
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Requests made by tests (in-process and CLI subprocesses) go to a throwaway ledger.
+    import os
+    import tempfile
+
+    os.environ.setdefault("AIOS_LEDGER", str(Path(tempfile.mkdtemp()) / "ledger.sqlite"))
+
+
 SCRIPTED_CONFIG = """
 schema_version = 1
 [oem]

@@ -287,3 +287,57 @@ def test_cancel_stops_a_cloud_stream(tmp_path: Path, cloud_proxy: Any) -> None:
             list(events)
     finally:
         orch.close()
+
+
+@pytest.mark.parametrize("threshold, escalated", [(-0.001, True), (-19.0, False)])
+def test_cascade_escalates_only_when_the_device_is_unsure(
+    tmp_path: Path, cloud_proxy: Any, threshold: float, escalated: bool
+) -> None:
+    base, state = cloud_proxy
+    orch = make(tmp_path, base)
+    orch.config = orch.config.model_copy(
+        update={
+            "routing": orch.config.routing.model_copy(
+                update={"cascade": True, "cascade_min_logprob": threshold}
+            )
+        }
+    )
+    try:
+        result = orch.invoke("generate", {"prompt": "The capital of France is", "max_tokens": 6})
+    finally:
+        orch.close()
+    cascade = result.record.cascade
+    assert cascade is not None and cascade["device_model"] == "gemma3-270m"
+    assert cascade["device_mean_logprob"] is not None and cascade["device_mean_logprob"] < 0
+    assert cascade["escalated"] is escalated and cascade["device_output"]["text"]
+    assert result.record.tier.value == ("cloud" if escalated else "device")
+    assert bool(state.bodies) is escalated
+
+
+def test_cost_report_over_ledger_and_log(tmp_path: Path, cloud_proxy: Any) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    base, _ = cloud_proxy
+    orch = make(tmp_path, base)
+    try:
+        orch.invoke("generate", {"prompt": "Hi", "max_tokens": 3}, options=CLOUD)
+        orch.invoke("generate", {"prompt": "Hi", "max_tokens": 3})
+        orch.invoke("generate", {"prompt": "Hi", "max_tokens": 3})
+    finally:
+        orch.close()
+    env = {**os.environ, "AIOS_LOG_LEVEL": "warning"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "aios.cli.main", "report", "cost", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(proc.stdout)
+    assert rep["requests"] == 3 and rep["on_device"] == 2 and rep["in_cloud"] == 1
+    assert rep["spent_cny"] >= 0.012 and rep["all_cloud_cny"] >= 3 * 0.012
+    assert abs(rep["device_share"] - 2 / 3) < 1e-3

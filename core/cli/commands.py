@@ -27,6 +27,14 @@ def dispatch(args: argparse.Namespace, extra: list[str]) -> int:
         return run(args, extra)
     if args.command == "demo":
         return demo(args)
+    if args.command == "explain":
+        return explain(args, extra)
+    if args.command == "report":
+        return report_cost(args)
+    if args.command == "router":
+        from aios.cli import router_commands
+
+        return router_commands.dispatch(args)
     raise AIOSError(f"unknown command '{args.command}'")  # pragma: no cover - argparse guards
 
 
@@ -184,8 +192,25 @@ def _field_options(cls: Any, extra: list[str]) -> dict[str, Any]:
     return {k: v for k, v in vars(ns).items() if v is not None}
 
 
-def run(args: argparse.Namespace, extra: list[str]) -> int:
-    orch = _orchestrator(args)
+def _options(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from aios.routing.policy import RequestOptions
+
+    try:
+        return RequestOptions(
+            model=args.model,
+            mode=args.mode,
+            sensitive=args.sensitive,
+            data_classes=frozenset(args.data_class),
+        )
+    except ValidationError as exc:
+        from aios.config.loader import validation_problems
+
+        raise AIOSError("invalid request options: " + "; ".join(validation_problems(exc))) from None
+
+
+def _payload(orch: Any, args: argparse.Namespace, extra: list[str]) -> tuple[Any, dict[str, Any]]:
     cls = orch.skill_class(args.skill)
     payload: dict[str, Any] = {}
     if args.input:
@@ -199,7 +224,67 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     if text is not None:
         payload[cls.text_field] = text
     payload.update(_field_options(cls, extra))
-    return _invoke(orch, cls.name, payload, args, model=args.model)
+    return cls, payload
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    orch = _orchestrator(args)
+    cls, payload = _payload(orch, args, extra)
+    return _invoke(orch, cls.name, payload, args, options=_options(args))
+
+
+def explain(args: argparse.Namespace, extra: list[str]) -> int:
+    import os
+
+    if args.offline:
+        os.environ["AIOS_OFFLINE"] = "1"
+    orch = _orchestrator(args)
+    try:
+        cls, payload = _payload(orch, args, extra)
+        record = orch.explain(cls.name, payload, _options(args))
+    finally:
+        orch.close()
+    if args.json:
+        _emit_json(record.model_dump(mode="json"))
+    else:
+        render.explanation(record)
+    return 0
+
+
+def report_cost(args: argparse.Namespace) -> int:
+    import time
+
+    from aios.cloud import ledger as ledger_mod
+
+    since = time.time() - args.since_hours * 3600 if args.since_hours else None
+    if args.log:
+        rep = ledger_mod.report_from_log(Path(args.log), since)
+        source = args.log
+    else:
+        path = Path(args.ledger) if args.ledger else ledger_mod.default_path()
+        if not path.is_file():
+            raise AIOSError(f"no request ledger at {path} (run some requests first)")
+        led = ledger_mod.Ledger(path)
+        try:
+            rep = led.report(since)
+        finally:
+            led.close()
+        source = str(path)
+    data = {
+        "source": source,
+        "requests": rep.requests,
+        "on_device": rep.on_device,
+        "in_cloud": rep.in_cloud,
+        "device_share": round(rep.device_share, 4),
+        "spent_cny": round(rep.spent_cny, 6),
+        "all_cloud_cny": round(rep.all_cloud_cny, 6),
+        "saved_cny": round(rep.saved_cny, 6),
+    }
+    if args.json:
+        _emit_json(data)
+    else:
+        render.cost(data)
+    return 0
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -207,15 +292,15 @@ def demo(args: argparse.Namespace) -> int:
     sample = resources.files("aios.data").joinpath(SAMPLE_DOCUMENT).read_text(encoding="utf-8")
     if not args.json:
         print(f"Summarizing the bundled sample ({len(sample)} characters):\n", file=sys.stderr)
-    return _invoke(orch, "summarize", {"text": sample, "length": "medium"}, args, model=None)
+    return _invoke(orch, "summarize", {"text": sample, "length": "medium"}, args, options=None)
 
 
-def _invoke(orch: Any, skill: str, payload: dict[str, Any], args: Any, model: str | None) -> int:
+def _invoke(orch: Any, skill: str, payload: dict[str, Any], args: Any, options: Any) -> int:
     cancel = threading.Event()
     try:
         if getattr(args, "stream", False) and not args.json:
             result = None
-            for event in orch.stream(skill, payload, model=model, cancel=cancel):
+            for event in orch.stream(skill, payload, options=options, cancel=cancel):
                 if event.delta is not None:
                     print(event.delta, end="", flush=True)
                 else:
@@ -224,7 +309,7 @@ def _invoke(orch: Any, skill: str, payload: dict[str, Any], args: Any, model: st
             assert result is not None
             render.record(result.record)
             return 0
-        result = orch.invoke(skill, payload, model=model, cancel=cancel)
+        result = orch.invoke(skill, payload, options=options, cancel=cancel)
     except KeyboardInterrupt:
         cancel.set()
         raise

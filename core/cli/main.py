@@ -37,6 +37,74 @@ def _log_level(p: argparse.ArgumentParser, default: Any) -> None:
     )
 
 
+def _request_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("skill")
+    p.add_argument("--file", metavar="F", help="read the text input from a file")
+    p.add_argument("--text", metavar="T", help="the text input")
+    p.add_argument("--input", metavar="JSON", help="the whole input as a JSON object")
+    p.add_argument("--model", metavar="ID", help="run on this model of the matrix")
+    p.add_argument(
+        "--mode", choices=["local_only", "prefer_local", "prefer_cloud"], help="the user's choice"
+    )
+    p.add_argument("--sensitive", action="store_true", help="never send this request to the cloud")
+    p.add_argument(
+        "--data-class",
+        action="append",
+        default=[],
+        metavar="CLASS",
+        help="kind of user data in the request (photos, contacts, messages, ...); repeatable",
+    )
+
+
+def _report_parser(sub: Any) -> None:
+    p = sub.add_parser("report", help="reports over the request ledger")
+    rep = p.add_subparsers(dest="report_command", required=True, metavar="REPORT")
+    p = rep.add_parser("cost", help="cloud spend, all-cloud cost, share kept on device")
+    p.add_argument(
+        "--ledger",
+        metavar="DB",
+        help="request ledger (default: $AIOS_LEDGER or $AIOS_HOME/ledger.sqlite)",
+    )
+    p.add_argument(
+        "--log", metavar="FILE", help="read aios.request events from a JSON-lines log instead"
+    )
+    p.add_argument("--since-hours", type=float, metavar="H", help="only the last H hours")
+    p.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    _log_level(p, argparse.SUPPRESS)
+
+
+def _router_parser(sub: Any) -> None:
+    p = sub.add_parser("router", help="fit and evaluate the learned difficulty router")
+    rsub = p.add_subparsers(dest="router_command", required=True, metavar="ACTION")
+    actions = (("fit", "fit a router on labeled prompts"), ("eval", "its quality-cost curve"))
+    for action, helptext in actions:
+        q = rsub.add_parser(action, help=helptext)
+        q.add_argument(
+            "--data",
+            required=True,
+            metavar="CSV",
+            help="rows of prompt, device_correct, cloud_correct",
+        )
+        q.add_argument("--prompt-col", default="prompt", metavar="NAME")
+        q.add_argument("--device-col", default="device_correct", metavar="NAME")
+        q.add_argument("--cloud-col", default="cloud_correct", metavar="NAME")
+        q.add_argument(
+            "--exclude", metavar="JSONL", help="prompts to leave out (e.g. contaminated ones)"
+        )
+        q.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+        _log_level(q, argparse.SUPPRESS)
+        if action == "fit":
+            q.add_argument("--out", required=True, metavar="FILE", help="router artifact to write")
+            q.add_argument("--seed", type=int, default=0)
+            q.add_argument(
+                "--embeddings",
+                action="store_true",
+                help="add on-device sentence embeddings as features",
+            )
+        else:
+            q.add_argument("--router", required=True, metavar="FILE", help="a fitted router")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aios", description="On-device AI layer: skills, model matrix, device/cloud routing."
@@ -67,12 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--input JSON, and one --FIELD option per field of the skill's input model.",
     )
     _common(p)
-    p.add_argument("skill")
-    p.add_argument("--file", metavar="F", help="read the text input from a file")
-    p.add_argument("--text", metavar="T", help="the text input")
-    p.add_argument("--input", metavar="JSON", help="the whole input as a JSON object")
-    p.add_argument("--model", metavar="ID", help="run on this model of the matrix")
+    _request_options(p)
     p.add_argument("--stream", action="store_true", help="print text as it is generated")
+
+    p = sub.add_parser(
+        "explain",
+        help="show where a request would run, and why, without running it",
+        description="Takes the same input options as `aios run`.",
+    )
+    _common(p)
+    _request_options(p)
+    p.add_argument("--offline", action="store_true", help="decide as if the device were offline")
+
+    _report_parser(sub)
+    _router_parser(sub)
 
     p = sub.add_parser("demo", help="summarize the bundled sample document (the main job)")
     _common(p)

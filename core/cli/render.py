@@ -75,3 +75,27 @@ def record(rec: ExecutionRecord) -> None:
     for d in rec.reasons:
         mark = "+" if d.accepted else "-"
         print(f"  {mark} {d.stage:<8} {d.choice or '':<22} {d.reason}", file=err)
+
+
+def explanation(rec: ExecutionRecord) -> None:
+    where = rec.model or "no model (the skill's fallback)"
+    if rec.backend:
+        where += f" on {rec.backend}"
+    if rec.tier:
+        where += f", {rec.tier.value} tier"
+    print(f"skill {rec.skill} would run on {where}")
+    print("why")
+    for d in rec.reasons:
+        mark = "+" if d.accepted else "-"
+        print(f"  {mark} {d.stage:<8} {d.choice or '':<22} {d.reason}")
+
+
+def cost(data: dict[str, Any]) -> None:
+    print(
+        f"requests        {data['requests']} ({data['on_device']} on device, "
+        f"{data['in_cloud']} in the cloud)"
+    )
+    print(f"kept on device  {data['device_share']:.1%}")
+    print(f"cloud spend     {data['spent_cny']:.4f} CNY")
+    print(f"all-cloud cost  {data['all_cloud_cny']:.4f} CNY (saved {data['saved_cny']:.4f} CNY)")
+    print(f"source          {data['source']}")

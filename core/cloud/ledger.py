@@ -53,7 +53,9 @@ class CostReport:
 
     @property
     def device_share(self) -> float:
-        return self.on_device / self.requests if self.requests else 0.0
+        """Share of model-served requests that stayed on the device."""
+        served = self.on_device + self.in_cloud
+        return self.on_device / served if served else 0.0
 
     @property
     def saved_cny(self) -> float:
@@ -118,3 +120,32 @@ class Ledger:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def report_from_log(path: Path, since: float | None = None) -> CostReport:
+    """The same report from a JSON-lines log of ``aios.request`` events."""
+    import json
+
+    from aios.errors import AIOSError
+
+    n = dev = cloud = 0
+    spent = all_cloud = 0.0
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise AIOSError(f"cannot read log {path}: {exc.strerror or exc}") from None
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # other output interleaved with the log
+        if not isinstance(event, dict) or event.get("event") != "aios.request":
+            continue
+        if event.get("status") != "ok" or (since and event.get("started_at", 0) < since):
+            continue
+        n += 1
+        dev += event.get("tier") == "device"
+        cloud += event.get("tier") == "cloud"
+        spent += float(event.get("cost_cny") or 0.0)
+        all_cloud += float(event.get("cloud_equivalent_cny") or 0.0)
+    return CostReport(n, dev, cloud, spent, all_cloud)

@@ -38,8 +38,11 @@ __all__ = [
 
 FORMAT_VERSION = 1
 TARGET = "cloud_gain"  # cloud_correct - device_correct
-_ALPHAS = (10.0, 100.0, 1_000.0, 10_000.0, 100_000.0)
-_CV_FOLDS = 5
+# Ridge penalty per training prompt. Per-prompt labels are very noisy, so strong shrinkage wins:
+# on GSM8K splits 15 held out better than 1.5 or 0.15 (and than CV-chosen penalties), and
+# beyond it the model is a stable correlation-weighted sum of the standardized features.
+_ALPHA_PER_PROMPT = 15.0
+_MIN_PROMPTS = 10
 _EMBED_DIMS = 32
 
 # ---------------------------------------------------------------------------------------------
@@ -367,12 +370,13 @@ class DifficultyRouter:
         seed: int = 0,
         embedder: Embedder | None = None,
     ) -> DifficultyRouter:
+        """Fit on labeled prompts. Deterministic: ``seed`` is recorded for provenance only."""
         d, c = _check_labels(device_correct, cloud_correct)
         prompts = list(prompts)
         if len(prompts) != len(d):
             raise ValueError(f"{len(prompts)} prompts but {len(d)} labels")
-        if len(prompts) < 2 * _CV_FOLDS:
-            raise ValueError(f"need at least {2 * _CV_FOLDS} labeled prompts, got {len(prompts)}")
+        if len(prompts) < _MIN_PROMPTS:
+            raise ValueError(f"need at least {_MIN_PROMPTS} labeled prompts, got {len(prompts)}")
         names = list(FEATURE_NAMES)
         x = extract_many(prompts)
         embed_mean = embed_components = None
@@ -388,7 +392,7 @@ class DifficultyRouter:
         y = c.astype(np.float64) - d.astype(np.float64)
         mean, scale = _standardize(x)
         xs = (x - mean) / scale
-        alpha, cv = _choose_alpha(xs, y, d, c, seed)
+        alpha = _ALPHA_PER_PROMPT * len(prompts)
         coef, intercept = _ridge(xs, y, alpha)
         raw = xs @ coef + intercept
         metadata = {
@@ -401,7 +405,6 @@ class DifficultyRouter:
             "train_device_accuracy": float(d.mean()),
             "train_cloud_accuracy": float(c.mean()),
             "alpha": alpha,
-            "cv_apgr": cv,
             "seed": seed,
             "embedder": getattr(embedder, "name", type(embedder).__name__) if embedder else None,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -486,26 +489,3 @@ class DifficultyRouter:
                 metadata=metadata,
                 embedder=embedder,
             )
-
-
-def _choose_alpha(
-    xs: np.ndarray, y: np.ndarray, d: np.ndarray, c: np.ndarray, seed: int
-) -> tuple[float, dict[str, float]]:
-    """Pick the ridge penalty by k-fold CV on the training set only.
-
-    APGR is the criterion because it integrates the whole quality-cost curve; device share
-    at 95% reads one crossing point and is too noisy on a few hundred prompts to select by.
-    """
-    folds = np.random.default_rng(seed).permutation(len(y)) % _CV_FOLDS
-    results: dict[str, float] = {}
-    for alpha in _ALPHAS:
-        oof = np.empty(len(y))
-        for f in range(_CV_FOLDS):
-            tr, te = folds != f, folds == f
-            coef, icpt = _ridge(xs[tr], y[tr], alpha)
-            oof[te] = xs[te] @ coef + icpt
-        apgr = _summary(_accuracy_curve(oof, d, c), float(d.mean()), float(c.mean()))["apgr"]
-        results[f"{alpha:g}"] = apgr if not math.isnan(apgr) else -math.inf
-    # Ties go to the larger penalty: the simpler model.
-    best = max(_ALPHAS, key=lambda a: (results[f"{a:g}"], a))
-    return float(best), results

@@ -1,0 +1,96 @@
+"""`aios router fit|eval`: the learned difficulty router from labeled prompts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from aios.errors import AIOSError
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from aios.routing import difficulty as d
+
+    exclude = d.read_excluded_prompts(args.exclude) if args.exclude else None
+    try:
+        return d.load_labeled_csv(
+            args.data,
+            prompt_col=args.prompt_col,
+            device_col=args.device_col,
+            cloud_col=args.cloud_col,
+            exclude=exclude,
+        )
+    except FileNotFoundError:
+        raise AIOSError(f"{args.data}: file not found") from None
+    except ValueError as exc:
+        raise AIOSError(f"{args.data}: {exc}") from None
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    from aios.routing import difficulty as d
+
+    data = _load(args)
+    if args.router_command == "fit":
+        embedder = d.UseEncoder() if args.embeddings else None
+        t0 = time.perf_counter()
+        try:
+            router = d.DifficultyRouter.fit(
+                data.prompts,
+                data.device_correct,
+                data.cloud_correct,
+                seed=args.seed,
+                embedder=embedder,
+            )
+        except ValueError as exc:
+            raise AIOSError(f"cannot fit a router on {args.data}: {exc}") from None
+        router.save(args.out)
+        summary = {
+            "router": args.out,
+            "rows": len(data),
+            "fit_s": round(time.perf_counter() - t0, 2),
+        }
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print(f"fitted on {len(data)} prompts in {summary['fit_s']} s -> {args.out}")
+        return 0
+    try:
+        router = d.DifficultyRouter.load(args.router)
+    except FileNotFoundError:
+        raise AIOSError(f"{args.router}: file not found") from None
+    except (ValueError, KeyError, OSError) as exc:
+        raise AIOSError(f"{args.router}: not a router artifact ({exc})") from None
+    times = []
+    scores = []
+    for prompt in data.prompts:
+        t0 = time.perf_counter()
+        scores.append(router.score(prompt))
+        times.append((time.perf_counter() - t0) * 1000)
+    import numpy as np
+
+    result = d.evaluate(np.asarray(scores), data.device_correct, data.cloud_correct)
+    rand = d.random_baseline(data.device_correct, data.cloud_correct)
+    summary = {
+        "rows": len(data),
+        "device_share_at_95": result["device_share_at_95"],
+        "device_share_at_100": result["device_share_at_100"],
+        "apgr": result["apgr"],
+        "random": {k: rand[k] for k in ("device_share_at_95", "device_share_at_100", "apgr")},
+        "decision_ms_p99": round(float(np.percentile(times, 99)), 3),
+        "curve": result["curve"],
+    }
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"{'device share':>12}  {'accuracy':>8}", file=sys.stdout)
+    for point in result["curve"]:
+        print(f"{point['device_share']:>12.2f}  {point['accuracy']:>8.3f}")
+    print()
+    print(f"{'':24}{'router':>8}{'random':>8}")
+    for key in ("device_share_at_95", "device_share_at_100", "apgr"):
+        print(f"{key:24}{summary[key]:>8.3f}{summary['random'][key]:>8.3f}")
+    print(f"decision p99 {summary['decision_ms_p99']:.3f} ms over {len(data)} prompts")
+    return 0
