@@ -34,7 +34,8 @@ from aios.routing.difficulty import (
     read_excluded_prompts,
 )
 
-DATA = Path("/work/shared/data/routellm")
+# shared/ sits beside the repository (CI clones it there too).
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routellm"
 DEVICE_COL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 CLOUD_COL = "gpt-4-1106-preview"
 METRICS = ("device_share_at_95", "device_share_at_100", "apgr", "decision_ms_p99")

