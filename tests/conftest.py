@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +17,24 @@ from .doubles import ScriptedBackend, ScriptedPlugin
 REPO = Path(__file__).resolve().parent.parent
 
 
+def run_cli(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """The real `aios` command in a subprocess, logs at warning so stderr holds the messages."""
+    full_env = {**os.environ, "AIOS_LOG_LEVEL": "warning", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "aios.cli.main", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Requests made by tests (in-process and CLI subprocesses) go to a throwaway ledger.
-    import os
     import tempfile
 
     os.environ.setdefault("AIOS_LEDGER", str(Path(tempfile.mkdtemp()) / "ledger.sqlite"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,14 @@ from aios.config.checks import check_config
 from aios.config.loader import default_config_path
 from aios.plugin_manager import build_plugin_manager
 
-from .conftest import REPO
+from .conftest import REPO, run_cli
 
 SHIPPED = sorted((REPO / "oem_configs").glob("*.toml"))
 REFERENCE = default_config_path().read_text(encoding="utf-8")
 
 
-def aios_cli(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aios.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        **kw,
-    )
+def aios_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, env={"AIOS_LOG_LEVEL": "info"})
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import pytest
 from aios import Orchestrator
 from aios.config.loader import load_config
 
-from .conftest import REPO, SCRIPTED_CONFIG
+from .conftest import REPO, SCRIPTED_CONFIG, run_cli
 from .doubles import ScriptedPlugin
 
 DATA = REPO.parent / "shared" / "data" / "routellm"
@@ -25,15 +23,7 @@ MAP = ["--device-col", "mistralai/Mixtral-8x7B-Instruct-v0.1", "--cloud-col", "g
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AIOS_LOG_LEVEL": "warning"}
-    return subprocess.run(
-        [sys.executable, "-m", "aios.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    return run_cli(*args, timeout=300)
 
 
 def split(tmp_path: Path) -> tuple[Path, Path]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from aios import Orchestrator
 from aios.plugins.summarize_text import detect_language
+
+from .conftest import run_cli
 
 pytestmark = pytest.mark.model
 
@@ -98,14 +99,7 @@ def test_extractive_fallback_when_no_model_fits() -> None:
 
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aios.cli.main", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=600,
-        env={**__import__("os").environ, "AIOS_LOG_LEVEL": "warning"},
-    )
+    return run_cli(*args, stdin=stdin)
 
 
 def test_cli_summarize_file_stdin_and_text(tmp_path: Path) -> None:

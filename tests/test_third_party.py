@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from .conftest import REPO
+from .conftest import REPO, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +38,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def cli(site: Path, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(site), "AIOS_LOG_LEVEL": "warning"}
-    return subprocess.run(
-        [sys.executable, "-m", "aios.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        **kw,
-    )
+def cli(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, env={"PYTHONPATH": str(site)}, timeout=300)
 
 
 def test_installed_skill_is_discovered_and_runnable(site: Path) -> None:
