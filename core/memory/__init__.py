@@ -1,0 +1,1 @@
+"""Memory: footprint estimates and the governor that keeps models within budget."""

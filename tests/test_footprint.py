@@ -1,0 +1,109 @@
+"""Footprint estimates from the model file, checked against measured RSS (within ±15%)."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aios import ModelError, Orchestrator
+from aios.memory.footprint import estimate
+from aios.memory.gguf import read_metadata
+
+MEASURE = r"""
+import json, resource, sys
+from pathlib import Path
+from aios.backends.default_llama_cpp import LlamaCppBackend
+from aios.backend import GenerationRequest
+from aios.config.schema import ModelSpec
+
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+
+spec = ModelSpec.model_validate(json.loads(sys.argv[1]))
+backend = LlamaCppBackend()
+backend.probe()  # imports llama_cpp: part of the baseline, not of the model
+base = rss_mb()
+model = backend.load(spec, Path(sys.argv[2]))
+# A prompt of ~500 tokens fills a whole batch: the worst case the estimate must cover.
+for _ in model.stream(GenerationRequest(prompt="Once upon a time, " * 100, max_tokens=16)):
+    pass
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"measured_mb": peak - base}))
+"""
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("model_id", ["gemma3-270m", "smollm2-135m-instruct"])
+@pytest.mark.parametrize("n_ctx", [2048, 4096])
+def test_estimate_matches_measured_rss(reference: Orchestrator, model_id: str, n_ctx: int) -> None:
+    from aios import sources
+
+    spec = reference.config.model(model_id).model_copy(update={"context_length": n_ctx})
+    path = sources.resolve(spec, reference.base_dir, reference.models.cache_dir)
+    est = estimate(path, "gguf", n_ctx)
+    assert est is not None
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, spec.model_dump_json(), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    measured = json.loads(proc.stdout.strip().splitlines()[-1])["measured_mb"]
+    error = (est.total_mb - measured) / measured
+    assert abs(error) <= 0.15, f"estimate {est.total_mb:.0f} MB vs measured {measured:.0f} MB"
+
+
+def test_metadata_of_a_real_gguf(reference: Orchestrator) -> None:
+    from aios import sources
+
+    spec = reference.config.model("smollm2-135m-instruct")
+    path = sources.resolve(spec, reference.base_dir, reference.models.cache_dir)
+    meta = read_metadata(path)
+    assert meta["general.architecture"] == "llama"
+    assert meta["llama.block_count"] == 30 and meta["tokenizer.ggml.tokens"] == 49152
+
+
+def _gguf(tmp_path: Path, body: bytes, name: str = "m.gguf") -> Path:
+    path = tmp_path / name
+    path.write_bytes(body)
+    return path
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"GGUF" + struct.pack("<I", 3), "file ends inside the header"),
+        (b"GGUF" + struct.pack("<IQQ", 3, 0, 10**9), "1000000000 metadata entries"),
+        (b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 10**12), "string of"),
+        (b"GGUF" + struct.pack("<I", 99) + b"\0" * 16, "unsupported version 99"),
+        (b"NOPE" + b"\0" * 32, "not a GGUF file"),
+        (
+            b"GGUF"
+            + struct.pack("<IQQ", 3, 0, 1)
+            + struct.pack("<Q", 1)
+            + b"k"
+            + struct.pack("<IIQ", 9, 8, 10**7),
+            "file ends inside the header|runs past the end",
+        ),
+    ],
+    ids=["truncated", "huge-count", "huge-string", "version", "magic", "lying-array"],
+)
+def test_lying_or_corrupt_headers_are_clear_errors(
+    tmp_path: Path, body: bytes, message: str
+) -> None:
+    with pytest.raises(ModelError, match=message):
+        read_metadata(_gguf(tmp_path, body))
+
+
+def test_missing_architecture_fields(tmp_path: Path) -> None:
+    body = b"GGUF" + struct.pack("<IQQ", 3, 0, 0)
+    with pytest.raises(ModelError, match="no general.architecture"):
+        estimate(_gguf(tmp_path, body), "gguf", 2048)
