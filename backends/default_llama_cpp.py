@@ -176,7 +176,14 @@ class LlamaCppBackend(Backend):
         where = f"CPU {'/'.join(simd) or 'generic'}, {os.cpu_count()} cores"
         return Availability(True, f"llama-cpp-python {version}, {where}", {"system_info": info})
 
-    def load(self, spec: ModelSpec, path: Path) -> LlamaCppModel:
+    def footprint_mb(self, spec: ModelSpec, path: Path) -> float | None:
+        from aios.memory.footprint import gguf_footprint_cached
+
+        return gguf_footprint_cached(path, spec.context_length).total_mb
+
+    def load(self, spec: ModelSpec, path: Path | None) -> LlamaCppModel:
+        if path is None:
+            raise ModelError(f"model '{spec.id}' has no file for llama.cpp")
         llama_cpp = _import_llama_cpp()
         if not path.is_file():
             raise ModelError(f"model '{spec.id}': file not found: {path}")

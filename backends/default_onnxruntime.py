@@ -63,8 +63,16 @@ class OnnxRuntimeBackend(Backend):
             pass
         return so, ["CPUExecutionProvider"]
 
-    def load(self, spec: ModelSpec, path: Path) -> OnnxModel:
+    def footprint_mb(self, spec: ModelSpec, path: Path) -> float | None:
+        from aios.memory.footprint import onnx_footprint
+
+        return onnx_footprint(path).total_mb
+
+    def load(self, spec: ModelSpec, path: Path | None) -> OnnxModel:
         import onnxruntime as ort
+
+        if path is None:
+            raise ModelError(f"model '{spec.id}' has no ONNX file")
 
         if not path.is_file():
             raise ModelError(f"model '{spec.id}': file not found: {path}")

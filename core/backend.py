@@ -125,6 +125,11 @@ class Backend(ABC):
     def probe(self) -> Availability:
         """Say whether this backend can run on this machine, and why not when it cannot."""
 
+    def footprint_mb(self, spec: ModelSpec, path: Path) -> float | None:
+        """Resident memory ``spec`` will take when loaded from ``path``, estimated from the
+        file; None when this backend cannot tell (the config's ``memory_mb`` is used)."""
+        return None
+
     def configure(self, config: OEMConfig) -> None:  # noqa: B027 - optional hook
         """Receive the OEM config once, before any probe (cloud backends read endpoints)."""
 

@@ -35,6 +35,7 @@ from aios.errors import (
     PluginError,
     UnknownSkillError,
 )
+from aios.memory.governor import MemoryGovernor
 from aios.model_cache import ModelCache
 from aios.plugin_manager import PluginSet, build_plugin_manager
 from aios.record import ExecutionRecord
@@ -116,7 +117,10 @@ class Orchestrator:
         self._probes: dict[str, Availability] = {}
         self._skills: dict[str, Skill] = {}
         self._lock = threading.Lock()
-        self.models = ModelCache(self.base_dir, model_dir(config.storage.model_dir, self.base_dir))
+        self.governor = MemoryGovernor(self.profile.model_budget_mb)
+        self.models = ModelCache(
+            self.base_dir, model_dir(config.storage.model_dir, self.base_dir), self.governor
+        )
         self._has_cloud = any(m.tier is Tier.cloud for m in config.models)
         self._difficulty_router: Any = None
         self.ledger: Ledger | None = Ledger(ledger_path()) if ledger else None

@@ -341,3 +341,19 @@ def test_cost_report_over_ledger_and_log(tmp_path: Path, cloud_proxy: Any) -> No
     assert rep["requests"] == 3 and rep["on_device"] == 2 and rep["in_cloud"] == 1
     assert rep["spent_cny"] >= 0.012 and rep["all_cloud_cny"] >= 3 * 0.012
     assert abs(rep["device_share"] - 2 / 3) < 1e-3
+
+
+def test_device_out_of_memory_moves_the_request_to_the_cloud(
+    tmp_path: Path, cloud_proxy: Any
+) -> None:
+    base, state = cloud_proxy
+    orch = make(tmp_path, base)
+    orch.governor._available = lambda: 50.0  # the phone is under memory pressure right now
+    try:
+        result = orch.invoke("generate", {"prompt": "Hi", "max_tokens": 3})
+    finally:
+        orch.close()
+    rec = result.record
+    assert rec.tier.value == "cloud" and state.bodies
+    assert any("device memory (memory_budget)" in d.reason for d in rec.reasons)
+    assert orch.governor.used_mb() == 0, "nothing half-loaded on the device"

@@ -203,6 +203,12 @@ class ModelSpec(Strict):
     threads: int | None = Field(
         default=None, ge=1, le=64, description="CPU threads for inference (default: all cores)."
     )
+    keep_alive_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=86_400 * 7,
+        description="Unload after this many idle seconds (default: stay until evicted).",
+    )
 
     @model_validator(mode="after")
     def _tier_consistent(self) -> ModelSpec:

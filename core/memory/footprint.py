@@ -78,15 +78,19 @@ def _cached_gguf(path: Path, size: int, mtime: float, n_ctx: int) -> Footprint:
     return gguf_footprint(path, n_ctx)
 
 
+def gguf_footprint_cached(path: Path, n_ctx: int) -> Footprint:
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    # Reading a 262k-token vocabulary takes ~0.3 s: once per file version is enough.
+    return _cached_gguf(path, st.st_size, st.st_mtime, n_ctx)
+
+
 def estimate(path: Path, fmt: str, n_ctx: int) -> Footprint | None:
     """The footprint of a model file, or None for formats sized only by their config."""
     if fmt == "gguf":
-        try:
-            st = path.stat()
-        except OSError as exc:
-            raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from None
-        # Reading a 262k-token vocabulary takes ~0.3 s: once per file version is enough.
-        return _cached_gguf(path, st.st_size, st.st_mtime, n_ctx)
+        return gguf_footprint_cached(path, n_ctx)
     if fmt == "onnx":
         return onnx_footprint(path)
     return None

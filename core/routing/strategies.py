@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from aios.context import SkillContext
 from aios.errors import CloudError, NoModelAvailableError
+from aios.memory.governor import MemoryBudgetError
 from aios.routing.policy import RequestOptions, Route
 from aios.skill import Skill
 from aios.types import Tier
@@ -51,7 +52,12 @@ def run_with_fallback(
     route: Route,
     streaming: bool,
 ) -> Generator[str, None, BaseModel]:
-    """Run the skill; if the cloud fails, answer on device when policy allows."""
+    """Run the skill; when its tier fails, go to the other tier if policy allows.
+
+    The cloud failing (unreachable, timeout, bad answer) falls back to the device; a device
+    model that the memory governor cannot admit falls over to the cloud. Never after text has
+    already been streamed to the caller.
+    """
     emitted = False
     gen = skill.stream(valid, ctx)
     try:
@@ -62,15 +68,17 @@ def run_with_fallback(
                 return stop.value  # type: ignore[no-any-return]
             emitted = True
             yield delta
-    except CloudError as exc:
+    except (CloudError, MemoryBudgetError) as exc:
+        other = Tier.device if isinstance(exc, CloudError) else Tier.cloud
+        failed = "cloud failed" if other is Tier.device else "device memory"
         record = ctx.record
-        if Tier.device not in route.tiers or (streaming and emitted):
+        if other not in route.tiers or (streaming and emitted):
             raise
-        record.decide("tier", f"cloud failed ({exc.code}): {exc}; retrying on device", "device")
-        device = orch.choose_model(cls, record, Route([Tier.device]), None)
-        if device is None:
+        record.decide("tier", f"{failed} ({exc.code}): {exc}; retrying on {other.value}", other)
+        choice = orch.choose_model(cls, record, Route([other]), None)
+        if choice is None:
             raise
-        retry = ctx.fork(device)
+        retry = ctx.fork(choice)
         return (yield from skill.stream(valid, retry))
 
 

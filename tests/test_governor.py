@@ -1,0 +1,182 @@
+"""The memory governor: admission, LRU eviction, pins, busy models, keep-alive, live memory."""
+
+from __future__ import annotations
+
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aios import Orchestrator
+from aios.config.loader import load_config
+from aios.memory.governor import MemoryBudgetError, MemoryGovernor, Resident, meminfo_available_mb
+
+from .doubles import ScriptedBackend, ScriptedPlugin
+
+MODEL = """
+[[models]]
+id = "{id}"
+capabilities = ["text-generation"]
+parameters_b = 0.3
+quantization = "q4_k_m"
+format = "gguf"
+tier = "device"
+memory_mb = {mb}
+context_length = 512
+backends = ["scripted"]
+prompt_format = "base"
+source = {{ path = "{weights}" }}
+{extra}
+"""
+
+BASE = """
+schema_version = 1
+[oem]
+id = "test"
+name = "Test"
+[device]
+profile = "small"
+[[profiles]]
+name = "small"
+ram_mb = 4096
+soc_vendor = "generic"
+soc_model = "t"
+os_reserve_mb = 2048
+keepalive_reserve_mb = 1048
+backends = ["scripted"]
+[prompt_formats.base]
+style = "completion"
+template = "{input}"
+[plugins]
+autoload = false
+"""
+
+
+def orchestrator(tmp_path: Path, models: list[tuple[str, int, str]]) -> Orchestrator:
+    weights = tmp_path / "w.gguf"
+    weights.write_bytes(b"GGUF")
+    text = BASE + "".join(
+        textwrap.dedent(MODEL.format(id=i, mb=mb, weights=weights, extra=extra))
+        for i, mb, extra in models
+    )
+    path = tmp_path / "oem.toml"
+    path.write_text(text, encoding="utf-8")
+    cfg, resolved = load_config(path)
+    ScriptedBackend.loaded = []
+    orch = Orchestrator(
+        cfg,
+        config_path=resolved,
+        strict=True,
+        ledger=False,
+        extra_plugins=(("scripted", ScriptedPlugin()),),
+    )
+    orch.governor._available = lambda: None  # the profile's 1000 MB budget, not this machine's
+    return orch
+
+
+def run(orch: Orchestrator, model: str) -> Any:
+    return orch.invoke("generate", {"prompt": "x", "max_tokens": 1}, model=model)
+
+
+def test_lru_eviction_keeps_within_budget(tmp_path: Path) -> None:
+    orch = orchestrator(tmp_path, [("a", 400, ""), ("b", 400, ""), ("c", 400, "")])
+    try:
+        run(orch, "a")
+        run(orch, "b")
+        run(orch, "a")  # a is now more recently used than b
+        run(orch, "c")  # 1200 MB > 1000 MB: evict the least recently used, b
+        resident = sorted(k[0] for k in orch.governor.resident)
+        assert resident == ["a", "c"] and orch.governor.evictions == 1
+        assert orch.governor.used_mb() <= orch.governor.budget_mb() == 1000
+    finally:
+        orch.close()
+
+
+def test_pinned_models_are_never_evicted(tmp_path: Path) -> None:
+    orch = orchestrator(tmp_path, [("a", 400, ""), ("b", 400, ""), ("c", 400, "")])
+    try:
+        run(orch, "a")
+        assert orch.models.pin("a")
+        run(orch, "b")
+        run(orch, "c")  # a is older but pinned: b goes
+        assert sorted(k[0] for k in orch.governor.resident) == ["a", "c"]
+    finally:
+        orch.close()
+
+
+def test_too_big_or_blocked_is_a_typed_error_and_nothing_half_loads(tmp_path: Path) -> None:
+    orch = orchestrator(tmp_path, [("a", 600, ""), ("b", 600, "")])
+    try:
+        run(orch, "a")
+        orch.models.pin("a")
+        with pytest.raises(
+            MemoryBudgetError,
+            match=r"model 'b' needs 600 MB but only 400 MB .* held by a \(600 MB, pinned\)",
+        ):
+            run(orch, "b")
+        assert [k[0] for k in orch.governor.resident] == ["a"]
+        assert len(ScriptedBackend.loaded) == 1, "b must not be loaded when it was not admitted"
+        orch.models.pin("a", False)
+        assert run(orch, "b").record.model == "b"
+    finally:
+        orch.close()
+
+
+def test_a_model_in_use_is_not_evicted(tmp_path: Path) -> None:
+    orch = orchestrator(tmp_path, [("a", 600, ""), ("b", 600, "")])
+    try:
+        run(orch, "a")
+        handle = ScriptedBackend.loaded[0]
+        with handle.lock:  # a generation in progress holds the model's slot
+            with pytest.raises(MemoryBudgetError, match="in use"):
+                run(orch, "b")
+        assert run(orch, "b").record.model == "b"
+    finally:
+        orch.close()
+
+
+def test_keep_alive_unloads_idle_models(tmp_path: Path) -> None:
+    orch = orchestrator(tmp_path, [("a", 300, "keep_alive_s = 60"), ("b", 300, "")])
+    now = [1000.0]
+    orch.governor._clock = lambda: now[0]
+    try:
+        run(orch, "a")
+        run(orch, "b")
+        now[0] += 61
+        run(orch, "b")  # any access sweeps expired models
+        assert [k[0] for k in orch.governor.resident] == ["b"]
+    finally:
+        orch.close()
+
+
+def test_budget_is_the_lower_of_profile_and_live_memory() -> None:
+    gov = MemoryGovernor(1000, available_mb=lambda: 300)
+    gov.admit(Resident(("a", "x"), 200), evict=lambda key: None)
+    assert gov.budget_mb() == 500  # 300 MB free now + the 200 MB our model already holds
+    with pytest.raises(MemoryBudgetError, match="needs 600 MB; the memory budget is 500 MB"):
+        gov.admit(Resident(("b", "x"), 600), evict=lambda key: None)
+    assert MemoryGovernor(1000, available_mb=lambda: None).budget_mb() == 1000
+
+
+def test_meminfo_is_read_from_proc(tmp_path: Path) -> None:
+    fake = tmp_path / "meminfo"
+    fake.write_text("MemTotal:       24000000 kB\nMemAvailable:    2048000 kB\n")
+    assert meminfo_available_mb(str(fake)) == 2000
+    assert meminfo_available_mb(str(tmp_path / "missing")) is None
+    real = meminfo_available_mb()
+    assert real is None or real > 0
+
+
+def test_concurrent_loads_admit_once(tmp_path: Path) -> None:
+    orch = orchestrator(tmp_path, [("a", 400, "")])
+    try:
+        threads = [threading.Thread(target=run, args=(orch, "a")) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(ScriptedBackend.loaded) == 1 and orch.governor.used_mb() == 400
+    finally:
+        orch.close()
