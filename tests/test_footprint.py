@@ -107,3 +107,16 @@ def test_missing_architecture_fields(tmp_path: Path) -> None:
     body = b"GGUF" + struct.pack("<IQQ", 3, 0, 0)
     with pytest.raises(ModelError, match="no general.architecture"):
         estimate(_gguf(tmp_path, body), "gguf", 2048)
+
+
+@pytest.mark.model
+def test_models_ls_shows_estimates_and_fit() -> None:
+    from .conftest import run_cli
+
+    proc = run_cli("models", "ls", "--json")
+    assert proc.returncode == 0, proc.stderr
+    body = json.loads(proc.stdout)
+    rows = {r["id"]: r for r in body["models"]}
+    assert body["budget_mb"] <= 4096
+    gemma = rows["gemma3-270m"]
+    assert gemma["fits"] is True and 300 < gemma["estimated_mb"] < 450

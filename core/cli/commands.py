@@ -29,6 +29,8 @@ def dispatch(args: argparse.Namespace, extra: list[str]) -> int:
         return demo(args)
     if args.command == "explain":
         return explain(args, extra)
+    if args.command == "models":
+        return models_ls(args)
     if args.command == "report":
         return report_cost(args)
     if args.command == "router":
@@ -144,6 +146,51 @@ def backends(args: argparse.Namespace) -> int:
         _emit_json({"profile": orch.profile.name, "backends": rows})
     else:
         render.backends_table(rows, orch.profile.name)
+    return 0
+
+
+def models_ls(args: argparse.Namespace) -> int:
+    from aios import sources
+    from aios.types import Tier
+
+    orch = _orchestrator(args)
+    budget = orch.governor.budget_mb()
+    rows = []
+    for m in orch.config.models:
+        row: dict[str, Any] = {
+            "id": m.id,
+            "tier": m.tier.value,
+            "format": m.format.value,
+            "parameters_b": m.parameters_b,
+            "quantization": m.quantization,
+            "config_mb": m.memory_mb,
+            "estimated_mb": None,
+            "fits": None,
+            "note": "",
+        }
+        if m.tier is Tier.device:
+            backend = next((orch.backend(b) for b in m.backends if orch.backend(b)), None)
+            try:
+                path = sources.resolve(m, orch.base_dir, orch.models.cache_dir)
+                est = backend.footprint_mb(m, path) if backend else None
+            except AIOSError as exc:
+                row["note"] = str(exc)
+                est = None
+            row["estimated_mb"] = round(est, 1) if est is not None else None
+            row["fits"] = (est if est is not None else m.memory_mb) <= budget
+        rows.append(row)
+    orch.close()
+    if args.json:
+        _emit_json({"profile": orch.profile.name, "budget_mb": round(budget), "models": rows})
+        return 0
+    print(f"profile {orch.profile.name}: model budget {budget:.0f} MB")
+    for r in rows:
+        est = f"{r['estimated_mb']:.0f} MB est." if r["estimated_mb"] is not None else "-"
+        fits = {True: "fits", False: "too big", None: ""}[r["fits"]]
+        print(
+            f"{r['id']:<26} {r['tier']:<6} {r['format']:<5} {r['parameters_b']:>7g}B "
+            f"{r['quantization']:<7} config {r['config_mb']:>5} MB  {est:<14} {fits} {r['note']}"
+        )
     return 0
 
 

@@ -147,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     _request_options(p)
     p.add_argument("--offline", action="store_true", help="decide as if the device were offline")
 
+    p = sub.add_parser("models", help="the model matrix: footprints, fit, residency")
+    msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    q = msub.add_parser("ls", help="list models with estimated footprint and budget fit")
+    _common(q)
+
     _report_parser(sub)
     _router_parser(sub)
 
