@@ -15,26 +15,27 @@ from aios.memory.footprint import estimate
 from aios.memory.gguf import read_metadata
 
 MEASURE = r"""
-import json, resource, sys
+import json, sys
 from pathlib import Path
 from aios.backends.default_llama_cpp import LlamaCppBackend
 from aios.backend import GenerationRequest
 from aios.config.schema import ModelSpec
 
-def rss_mb():
+def status_mb(field):
     for line in open("/proc/self/status"):
-        if line.startswith("VmRSS"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
 
 spec = ModelSpec.model_validate(json.loads(sys.argv[1]))
 backend = LlamaCppBackend()
 backend.probe()  # imports llama_cpp: part of the baseline, not of the model
-base = rss_mb()
+base = status_mb("VmRSS")
 model = backend.load(spec, Path(sys.argv[2]))
 # A prompt of ~500 tokens fills a whole batch: the worst case the estimate must cover.
 for _ in model.stream(GenerationRequest(prompt="Once upon a time, " * 100, max_tokens=16)):
     pass
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent across exec.
+peak = status_mb("VmHWM")
 print(json.dumps({"measured_mb": peak - base}))
 """
 
@@ -84,7 +85,7 @@ def _gguf(tmp_path: Path, body: bytes, name: str = "m.gguf") -> Path:
         (b"GGUF" + struct.pack("<IQQ", 3, 0, 10**9), "1000000000 metadata entries"),
         (b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 10**12), "string of"),
         (b"GGUF" + struct.pack("<I", 99) + b"\0" * 16, "unsupported version 99"),
-        (b"NOPE" + b"\0" * 32, "not a GGUF file"),
+        (b"NOPE" + b"\0" * 32, "is not a GGUF file"),
         (
             b"GGUF"
             + struct.pack("<IQQ", 3, 0, 1)

@@ -100,7 +100,7 @@ def read_metadata(path: Path) -> dict[str, Any]:
     with f:
         r = _Reader(f, path, size)
         if r.take(4) != b"GGUF":
-            raise ModelError(f"{path}: not a GGUF file")
+            raise ModelError(f"{path} is not a GGUF file (corrupt or wrong format)")
         version = r.unpack("<I")
         if version not in (2, 3):
             raise r.fail(f"unsupported version {version}")
