@@ -22,6 +22,7 @@ from aios.errors import (
 )
 from aios.prompt import Prompt, render
 from aios.record import ExecutionRecord, Stage
+from aios.streams import drain
 
 if TYPE_CHECKING:
     from aios.orchestrator import Orchestrator
@@ -206,12 +207,7 @@ class SkillContext:
         return Completion("".join(parts), done.tokens_in, done.tokens_out, finish)
 
     def generate(self, prompt: Prompt, **kwargs: Any) -> Completion:
-        gen = self.stream(prompt, **kwargs)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+        return drain(self.stream(prompt, **kwargs))
 
     # -- agents ---------------------------------------------------------------------------
     def call_skill(self, name: str, inp: dict[str, Any] | BaseModel) -> BaseModel:

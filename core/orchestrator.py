@@ -44,6 +44,7 @@ from aios.routing.policy import RequestOptions, Route, RouteState, decide
 from aios.selection import Choice, choose
 from aios.skill import Skill
 from aios.sources import model_dir
+from aios.streams import drain
 from aios.types import Tier
 
 log = structlog.get_logger("aios")
@@ -365,12 +366,7 @@ class Orchestrator:
         parent: ExecutionRecord | None = None,
     ) -> Result:
         opts = options or RequestOptions(model=model)
-        gen = self._execute(skill, inp, opts, cancel, parent, streaming=False)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+        return drain(self._execute(skill, inp, opts, cancel, parent, streaming=False))
 
     def stream(
         self,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel
 
+from aios.streams import drain
 from aios.types import Capability, DataClass, Sensitivity
 
 if TYPE_CHECKING:
@@ -40,12 +41,7 @@ class Skill:
     text_field: ClassVar[str | None] = None
 
     def run(self, inp: Any, ctx: SkillContext) -> BaseModel:
-        gen = self.stream(inp, ctx)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+        return drain(self.stream(inp, ctx))
 
     def stream(self, inp: Any, ctx: SkillContext) -> SkillStream:
         return self.run(inp, ctx)

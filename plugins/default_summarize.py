@@ -19,6 +19,7 @@ from aios.hookspecs import hookimpl
 from aios.plugins import summarize_text as st
 from aios.prompt import Prompt, render
 from aios.skill import Skill, SkillStream
+from aios.streams import drain
 from aios.types import Capability, DataClass, Sensitivity
 
 Length = Literal["short", "medium", "long"]
@@ -207,7 +208,7 @@ class Summarize(Skill):
             partials = []
             for chunk in chunks:
                 ctx.check_cancelled()
-                part = self._drain(self._complete(ctx, chunk, lang, "medium", cap=10_000))
+                part = drain(self._complete(ctx, chunk, lang, "medium", cap=10_000))
                 partials.append(
                     part or st.extractive_summary(chunk, max_sentences=3, language=lang)
                 )
@@ -228,14 +229,6 @@ class Summarize(Skill):
         )
         summary = self._extractive(inp.text, lang, inp.length)
         return self._output(inp, lang, summary, "extractive", 1)
-
-    @staticmethod
-    def _drain(gen: SkillStream) -> str:
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return str(stop.value or "")
 
     @staticmethod
     def _extractive(text: str, lang: str, length: str) -> str:

@@ -14,6 +14,7 @@ from aios.errors import CloudError, NoModelAvailableError
 from aios.memory.governor import MemoryBudgetError
 from aios.routing.policy import RequestOptions, Route
 from aios.skill import Skill
+from aios.streams import drain
 from aios.types import Tier
 
 if TYPE_CHECKING:
@@ -95,13 +96,7 @@ def cascade(
     threshold = orch.config.routing.cascade_min_logprob
     ctx.want_logprobs = True
     buffered: list[str] = []
-    gen = skill.stream(valid, ctx)
-    while True:
-        try:
-            buffered.append(next(gen))
-        except StopIteration as stop:
-            device_output = stop.value
-            break
+    device_output = drain(skill.stream(valid, ctx), buffered.append)
     confidence = ctx.mean_logprob
     device_model = record.model
     escalate = confidence is not None and confidence < threshold
