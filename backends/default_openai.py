@@ -168,6 +168,15 @@ class OpenAIBackend(Backend):
         breaker = self.breakers.get(endpoint)
         return breaker.status() if breaker else None
 
+    def health(self, spec: ModelSpec) -> str | None:
+        st = self.status(spec.endpoint) if spec.endpoint else None
+        if st is not None and st.state == "open":
+            return (
+                f"endpoint '{spec.endpoint}' circuit breaker open ({st.last_error}); "
+                f"retry in {st.retry_in_s:.0f} s"
+            )
+        return None
+
     def client(self, endpoint: str) -> Any:
         from aios.cloud.client import EndpointClient  # imports httpx
 

@@ -125,6 +125,13 @@ class Backend(ABC):
     def probe(self) -> Availability:
         """Say whether this backend can run on this machine, and why not when it cannot."""
 
+    def health(self, spec: ModelSpec) -> str | None:
+        """Why this backend cannot take calls for ``spec`` right now, or None.
+
+        ``probe`` answers once per process; this answers per request (an open breaker).
+        """
+        return None
+
     def footprint_mb(self, spec: ModelSpec, path: Path) -> float | None:
         """Resident memory ``spec`` will take when loaded from ``path``, estimated from the
         file; None when this backend cannot tell (the config's ``memory_mb`` is used)."""

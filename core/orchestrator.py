@@ -230,32 +230,23 @@ class Orchestrator:
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.base_dir / p
 
-    def _unhealthy(self, m: ModelSpec) -> str | None:
-        backend = self.backend("openai")
-        status = getattr(backend, "status", None)
-        st = status(m.endpoint) if status and m.endpoint else None
-        if st is not None and st.state == "open":
-            return (
-                f"endpoint '{m.endpoint}' circuit breaker open ({st.last_error}); "
-                f"retry in {st.retry_in_s:.0f} s"
-            )
-        return None
-
     def choose_model(
         self, cls: type[Skill], record: ExecutionRecord, route: Route, requested: str | None
     ) -> Choice | None:
-        def probe(name: str) -> Availability | None:
+        def probe(name: str, model: ModelSpec) -> Availability | None:
             # A first probe loads the backend's runtime: count it as load, not overhead.
             t0 = time.perf_counter()
             fresh = name not in self._probes
             avail = self.probe(name)
             if fresh:
                 record.load_ms += (time.perf_counter() - t0) * 1000
-            return avail
+            if avail is None or not avail.available:
+                return avail
+            backend = self.backend(name)
+            why_not = backend.health(model) if backend else None
+            return Availability(False, why_not) if why_not else avail
 
-        choice = choose(
-            self.config, self.profile, cls, record, probe, route, requested, self._unhealthy
-        )
+        choice = choose(self.config, self.profile, cls, record, probe, route, requested)
         if choice is not None:
             record.model, record.backend = choice.model.id, choice.backend
             record.tier = choice.model.tier

@@ -40,16 +40,15 @@ def choose(
     profile: DeviceProfile,
     skill: type[Skill],
     record: ExecutionRecord,
-    probe: Callable[[str], Availability | None],
+    probe: Callable[[str, ModelSpec], Availability | None],
     route: Route,
     requested: str | None = None,
-    unhealthy: Callable[[ModelSpec], str | None] = lambda m: None,
 ) -> Choice | None:
     """The first usable (model, backend) in the route's tier order, or None.
 
-    Every rejected candidate is added to ``record`` with its reason. ``probe(name)`` gives a
-    backend's availability (None if no plugin registers it); ``unhealthy(model)`` says why a
-    cloud model's endpoint cannot take calls now (breaker open), or None.
+    Every rejected candidate is added to ``record`` with its reason. ``probe(name, model)``
+    says whether backend ``name`` can serve ``model`` now (None if no plugin registers it):
+    installed and working here, and healthy for this model (e.g. its endpoint's breaker).
     """
     needed = set(skill.capabilities)
     settings = cfg.skills.get(skill.name)
@@ -80,11 +79,6 @@ def choose(
                     accepted=False,
                 )
                 continue
-            if m.tier is Tier.cloud:
-                why_not = unhealthy(m)
-                if why_not:
-                    record.decide("model", why_not, m.id, accepted=False)
-                    continue
             picked = _first_backend(m, profile, record, probe)
             if picked is None:
                 continue
@@ -114,16 +108,14 @@ def _first_backend(
     m: ModelSpec,
     profile: DeviceProfile,
     record: ExecutionRecord,
-    probe: Callable[[str], Availability | None],
+    probe: Callable[[str, ModelSpec], Availability | None],
 ) -> tuple[str, str] | None:
-    # Cloud models are served through their endpoint's backend (the "openai" backend).
-    names = m.backends or (["openai"] if m.tier is Tier.cloud else [])
     rejected = []
-    for name in names:
+    for name in m.backends:
         if m.tier is Tier.device and name not in profile.backends:
             rejected.append(f"{name}: not enabled on profile '{profile.name}'")
             continue
-        avail = probe(name)
+        avail = probe(name, m)
         if avail is None:
             rejected.append(f"{name}: no plugin registers it")
             continue

@@ -62,16 +62,16 @@ def check_config(
                 add(f"{where}.profiles[{j}]: no profile named '{pname}'")
         if m.prompt_format and m.prompt_format not in cfg.prompt_formats:
             add(f"{where}.prompt_format: no prompt format named '{m.prompt_format}'")
-        if m.tier is Tier.cloud:
-            if m.endpoint not in endpoint_names:
-                add(f"{where}.endpoint: no cloud endpoint named '{m.endpoint}'")
-            continue
         for j, b in enumerate(m.backends):
             cls = backends.get(b)
             if cls is None:
                 add(f"{where}.backends[{j}]: no plugin registers backend '{b}'")
             elif m.format not in getattr(cls, "formats", ()):
                 add(f"{where}.backends[{j}]: backend '{b}' cannot run {m.format.value} models")
+        if m.tier is Tier.cloud:
+            if m.endpoint not in endpoint_names:
+                add(f"{where}.endpoint: no cloud endpoint named '{m.endpoint}'")
+            continue
         for pname in m.profiles:
             prof = profiles.get(pname)
             if prof and m.memory_mb > prof.model_budget_mb:

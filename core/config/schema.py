@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -189,7 +189,10 @@ class ModelSpec(Strict):
     backends: list[Name] = Field(
         default_factory=list,
         max_length=8,
-        description="Backends that may run this model, most preferred first (device models).",
+        description=(
+            "Backends that may run this model, most preferred first "
+            "(cloud models default to the OpenAI-compatible 'openai' backend)."
+        ),
     )
     profiles: list[Name] = Field(
         default_factory=list,
@@ -209,6 +212,14 @@ class ModelSpec(Strict):
         le=86_400 * 7,
         description="Unload after this many idle seconds (default: stay until evicted).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cloud_backend_default(cls, data: Any) -> Any:
+        # Cloud models are served by the OpenAI-compatible backend unless the OEM names another.
+        if isinstance(data, dict) and data.get("tier") == "cloud" and not data.get("backends"):
+            return {**data, "backends": ["openai"]}
+        return data
 
     @model_validator(mode="after")
     def _tier_consistent(self) -> ModelSpec:
