@@ -135,9 +135,18 @@ class Summarize(Skill):
         labels = (ask.answer_label, ask.input_label)
         most = MAX_SENTENCES[length]
         emitted = ""
+        memo: dict[str, str] = {}
+
+        def clean(raw: str) -> str:
+            # The stream loop and the stop check both look at the same text after every token:
+            # clean it once per token, not three times.
+            if raw not in memo:
+                memo.clear()
+                memo[raw] = st.clean_output(raw, prompt_labels=labels, source=text)
+            return memo[raw]
 
         def cleaned(raw: str, final: bool) -> str:
-            out = st.clean_output(raw, prompt_labels=labels, source=text)
+            out = clean(raw)
             if not final and out and not raw.rstrip().endswith(TERMINALS):
                 # The last sentence may still grow: hold it back until it is complete.
                 sents = st.split_sentences(out)
@@ -158,8 +167,7 @@ class Summarize(Skill):
             if len(out) >= cap or len(st.split_sentences(out)) >= most:
                 return True
             # Raw text growing far past what survives cleaning means the model is looping.
-            kept = st.clean_output(raw, prompt_labels=labels, source=text)
-            return len(raw.strip()) > 2 * len(kept) + 120
+            return len(raw.strip()) > 2 * len(clean(raw)) + 120
 
         gen = ctx.stream(
             self._prompt(text, lang, length),
