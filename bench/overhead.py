@@ -34,7 +34,7 @@ import aios.sources
 from aios.backends.default_llama_cpp import _import_llama_cpp
 from aios.orchestrator import Orchestrator
 from aios.record import ExecutionRecord
-from aios.selection import choose
+from aios.routing.policy import RequestOptions, decide
 
 MODEL = "gemma3-270m"
 # The start of a story: a base model keeps going, so both sides reach max_tokens.
@@ -86,15 +86,17 @@ def run_aios(orch: Orchestrator, tokens: int) -> tuple[int, float, float, float]
 
 
 def dispatch_us(orch: Orchestrator, iterations: int) -> list[float]:
-    """Microseconds per validation + model choice (a fresh record each time), no inference."""
+    """Microseconds per validation + routing decision + model choice, no inference."""
     cls = orch.skill_class("generate")
     payload = {"prompt": PROMPT, "max_tokens": 128}
+    opts = RequestOptions(model=MODEL)
     times: list[float] = []
     for _ in range(iterations):
         t0 = time.perf_counter()
         record = ExecutionRecord(skill="generate")
-        orch._validate(cls, payload)
-        choice = choose(orch.config, orch.profile, cls, record, orch.probe, requested=MODEL)
+        valid = orch._validate(cls, payload)
+        route = decide(orch.config, cls, opts, orch.route_state(cls, valid, opts))
+        choice = orch.choose_model(cls, record, route, MODEL)
         times.append((time.perf_counter() - t0) * 1e6)
         assert choice is not None and choice.model.id == MODEL
     return times

@@ -68,3 +68,17 @@ def test_prompt_longer_than_the_context_is_a_clear_error(reference: Orchestrator
 
     with pytest.raises(GenerationError, match="does not fit the context window of 2048 tokens"):
         reference.invoke("generate", {"prompt": "word " * 3000, "max_tokens": 4})
+
+
+def test_overhead_bench_dispatch_path_runs(reference: Orchestrator) -> None:
+    # The bench calls orchestrator internals; keep it in step with them.
+    import importlib.util
+
+    from .conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("overhead_bench", REPO / "bench" / "overhead.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    times = bench.dispatch_us(reference, 5)
+    assert len(times) == 5 and all(t > 0 for t in times)
