@@ -13,6 +13,9 @@ from aios.hookspecs import hookimpl
 
 
 class OnnxModel(TensorModel):
+    # An onnxruntime session is safe to run from several threads at once.
+    parallel = 8
+
     def __init__(self, spec: ModelSpec, backend_name: str, session: Any) -> None:
         super().__init__(spec, backend_name)
         self.session = session

@@ -39,10 +39,12 @@ def estimate_tokens(text: str) -> int:
 
 
 class CloudModel(TextGenerator):
+    # A remote server batches concurrent calls itself; the config's max_concurrency limits
+    # how many this device keeps in flight.
+    parallel = 64
+
     def __init__(self, spec: ModelSpec, client: Any) -> None:
         super().__init__(spec, OpenAIBackend.name)
-        # A remote server handles concurrency itself: a lock per handle would serialize calls.
-        self.lock = _NoLock()  # type: ignore[assignment]
         self.client = client
         self.remote = spec.remote_model or spec.id
 
@@ -120,20 +122,6 @@ def _pooled(embedding: Any) -> list[float]:
         width = len(embedding[0])
         return [sum(tok[i] for tok in embedding) / len(embedding) for i in range(width)]
     return [float(v) for v in embedding]
-
-
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def acquire(self, blocking: bool = True) -> bool:
-        return True
-
-    def release(self) -> None:
-        return None
 
 
 class OpenAIBackend(Backend):

@@ -7,7 +7,6 @@ turns a model file into a ``LoadedModel``.
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -81,12 +80,14 @@ class LoadedModel(ABC):
 
     spec: ModelSpec
     backend_name: str
+    # Calls one loaded instance can serve at once. llama.cpp keeps one mutable context per
+    # model, so 1; thread-safe runtimes (onnxruntime sessions, remote servers) allow more.
+    # The scheduler never exceeds it, whatever the config asks.
+    parallel: ClassVar[int] = 1
 
     def __init__(self, spec: ModelSpec, backend_name: str) -> None:
         self.spec = spec
         self.backend_name = backend_name
-        # Runtimes such as llama.cpp keep one mutable context per model: one call at a time.
-        self.lock = threading.Lock()
 
     @abstractmethod
     def close(self) -> None:
@@ -111,6 +112,10 @@ class TextGenerator(LoadedModel):
 
 class TensorModel(LoadedModel):
     """A loaded model that maps named input arrays to named output arrays (ONNX, TFLite)."""
+
+    # "performance" | "balanced" | "power_saver": set by the orchestrator from device state;
+    # NPU backends map it to their power vote for each call (QNN: the HTP performance mode).
+    power_mode: str = "balanced"
 
     @abstractmethod
     def run(self, inputs: dict[str, Any]) -> dict[str, Any]: ...

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ from aios.errors import (
 )
 from aios.prompt import Prompt, render
 from aios.record import ExecutionRecord, Stage
+from aios.routing.policy import RequestOptions
+from aios.scheduler import Gate, ModelRetiredError
 from aios.streams import drain
 
 if TYPE_CHECKING:
@@ -75,6 +78,7 @@ class SkillContext:
         self.cancel = cancel
         self._started = started
         self._handle: TextGenerator | None = None
+        self._gate: Gate | None = None
         self._acc = _Accounting()
         self.want_logprobs = False
         self.log = structlog.get_logger("aios.skill").bind(
@@ -136,12 +140,39 @@ class SkillContext:
         if self._handle is None:
             if self._choice is None:
                 raise NoModelAvailableError("no text-generation model was chosen")
-            handle, load_ms = self._orch.loaded_model(self._choice)
+            handle, gate, load_ms = self._orch.loaded_model(self._choice)
             if not isinstance(handle, TextGenerator):
                 raise ModelError(f"model '{self._choice.model.id}' cannot generate text")
             self.record.load_ms += load_ms
-            self._handle = handle
+            self._handle, self._gate = handle, gate
         return self._handle
+
+    @contextmanager
+    def _slot(self) -> Iterator[TextGenerator]:
+        """The model with one of its slots held: queued fairly, by this request's priority."""
+        for attempt in (1, 2):
+            handle = self._text_model()
+            assert self._gate is not None
+            try:
+                waited = self._gate.acquire(
+                    self.record.priority,
+                    self.record.app or "",
+                    self.cancel,
+                    self._orch.config.scheduling.queue_timeout_s,
+                )
+            except ModelRetiredError:
+                # Unloaded (evicted or by an operator) while we waited: load it again, once.
+                self._handle = self._gate = None
+                if attempt == 2:
+                    raise
+                continue
+            self.record.queue_ms += waited * 1000
+            break
+        gate = self._gate
+        try:
+            yield handle
+        finally:
+            gate.release()
 
     def stream(
         self,
@@ -160,7 +191,6 @@ class SkillContext:
         stop conditions richer than stop strings, e.g. a blank line *after* some content).
         """
         self.check_cancelled()
-        handle = self._text_model()
         rendered = render(prompt, self.prompt_format)
         request = GenerationRequest(
             prompt=rendered.text,
@@ -175,8 +205,8 @@ class SkillContext:
         parts: list[str] = []
         done: Done | None = None
         halt = _Halt(self.cancel)
-        t0 = time.perf_counter()
-        with handle.lock:
+        with self._slot() as handle:
+            t0 = time.perf_counter()
             try:
                 for event in handle.stream(request, halt):
                     if isinstance(event, Token):
@@ -218,5 +248,6 @@ class SkillContext:
             raise PluginError(
                 f"agent '{caller.name}' may not call skill '{name}' (allowed: {sorted(allowed)})"
             )
-        result = self._orch.invoke(name, inp, cancel=self.cancel, parent=self.record)
+        opts = RequestOptions(priority=self.record.priority, app=self.record.app)
+        result = self._orch.invoke(name, inp, options=opts, cancel=self.cancel, parent=self.record)
         return result.output

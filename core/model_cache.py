@@ -10,9 +10,10 @@ import structlog
 
 from aios import sources
 from aios.backend import Backend, LoadedModel
-from aios.config.schema import ModelSpec
+from aios.config.schema import ModelSpec, SchedulingSettings
 from aios.errors import ModelError
 from aios.memory.governor import MemoryGovernor, Resident
+from aios.scheduler import Gate
 from aios.types import Tier
 
 log = structlog.get_logger("aios.models")
@@ -20,36 +21,47 @@ log = structlog.get_logger("aios.models")
 
 class ModelCache:
     def __init__(
-        self, base_dir: Path, cache_dir: Path, governor: MemoryGovernor | None = None
+        self,
+        base_dir: Path,
+        cache_dir: Path,
+        governor: MemoryGovernor | None = None,
+        scheduling: SchedulingSettings | None = None,
     ) -> None:
         self.base_dir = base_dir
         self.cache_dir = cache_dir
         self.governor = governor
+        self.scheduling = scheduling or SchedulingSettings()
         self._loaded: dict[tuple[str, str], LoadedModel] = {}
+        self._gates: dict[tuple[str, str], Gate] = {}
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def get(self, spec: ModelSpec, backend: Backend) -> tuple[LoadedModel, float]:
-        """The loaded model and the milliseconds this call spent loading it (0 when cached)."""
+    def get(self, spec: ModelSpec, backend: Backend) -> tuple[LoadedModel, Gate, float]:
+        """The loaded model, its gate, and the milliseconds this call spent loading it."""
         key = (spec.id, backend.name)
         self._expire()
         with self._lock:
             if key in self._loaded:
                 if self.governor:
                     self.governor.touch(key)
-                return self._loaded[key], 0.0
+                return self._loaded[key], self._gates[key], 0.0
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
             with self._lock:
                 if key in self._loaded:
-                    return self._loaded[key], 0.0
+                    return self._loaded[key], self._gates[key], 0.0
             t0 = time.perf_counter()
             path = (
                 sources.resolve(spec, self.base_dir, self.cache_dir)
                 if spec.tier is Tier.device
                 else None
             )
-            holder: list[LoadedModel] = []
+            gate = Gate(
+                spec.id,
+                capacity=1,  # set from the loaded handle below
+                max_queue=spec.max_queue,
+                aging_s=self.scheduling.background_aging_s,
+            )
             if self.governor and path is not None:
                 # Admit before loading: the memory must be there before llama.cpp asks for it.
                 try:
@@ -61,7 +73,7 @@ class ModelCache:
                         key,
                         est if est is not None else float(spec.memory_mb),
                         keep_alive_s=spec.keep_alive_s,
-                        busy=lambda: bool(holder) and holder[0].lock.locked(),
+                        busy=gate.busy,
                     ),
                     evict=self._evict,
                 )
@@ -71,19 +83,32 @@ class ModelCache:
                 if self.governor:
                     self.governor.release(key)
                 raise
-            holder.append(handle)
+            gate.capacity = min(spec.max_concurrency or handle.parallel, handle.parallel)
             load_ms = (time.perf_counter() - t0) * 1000
             with self._lock:
                 self._loaded[key] = handle
-            log.info("model.loaded", model=spec.id, backend=backend.name, load_ms=round(load_ms, 1))
-            return handle, load_ms
+                self._gates[key] = gate
+            log.info(
+                "model.loaded",
+                model=spec.id,
+                backend=backend.name,
+                load_ms=round(load_ms, 1),
+                concurrency=gate.capacity,
+            )
+            return handle, gate, load_ms
 
     def _evict(self, key: tuple[str, str]) -> None:
         with self._lock:
             handle = self._loaded.pop(key, None)
+            gate = self._gates.pop(key, None)
+        self._close(handle, gate)
+
+    @staticmethod
+    def _close(handle: LoadedModel | None, gate: Gate | None) -> None:
+        if gate is not None:
+            gate.retire()  # queued calls go away to reload; never close mid-generation
         if handle is not None:
-            with handle.lock:  # never close a model mid-generation
-                handle.close()
+            handle.close()
 
     def _expire(self) -> None:
         if self.governor:
@@ -96,25 +121,25 @@ class ModelCache:
         """Keep a loaded model resident (never evicted) or release the pin."""
         return bool(self.governor and self.governor.pin(model_id, pinned))
 
-    def loaded(self) -> list[LoadedModel]:
+    def loaded(self) -> list[tuple[LoadedModel, Gate]]:
         with self._lock:
-            return list(self._loaded.values())
+            return [(h, self._gates[k]) for k, h in self._loaded.items()]
 
     def unload(self, model_id: str) -> bool:
+        """Unload every instance of ``model_id``, after its running calls finish."""
         with self._lock:
             keys = [k for k in self._loaded if k[0] == model_id]
-            handles = [self._loaded.pop(k) for k in keys]
+            taken = [(self._loaded.pop(k), self._gates.pop(k)) for k in keys]
+        for handle, gate in taken:
+            self._close(handle, gate)
         for k in keys:
             if self.governor:
                 self.governor.release(k)
-        for h in handles:
-            with h.lock:
-                h.close()
-        return bool(handles)
+        return bool(taken)
 
     def close(self) -> None:
         with self._lock:
-            handles = list(self._loaded.values())
+            taken = [(h, self._gates.pop(k)) for k, h in self._loaded.items()]
             self._loaded.clear()
-        for h in handles:
-            h.close()
+        for handle, gate in taken:
+            self._close(handle, gate)

@@ -26,6 +26,7 @@ from aios.config.checks import check_config
 from aios.config.loader import format_loc, load_config
 from aios.config.schema import CloudEndpoint, ModelSpec, OEMConfig
 from aios.context import SkillContext
+from aios.device import DeviceMonitor
 from aios.errors import (
     AIOSError,
     CancelledError,
@@ -41,6 +42,7 @@ from aios.plugin_manager import PluginSet, build_plugin_manager
 from aios.record import ExecutionRecord
 from aios.routing import strategies
 from aios.routing.policy import RequestOptions, Route, RouteState, decide
+from aios.scheduler import Gate
 from aios.selection import Choice, choose
 from aios.skill import Skill
 from aios.sources import model_dir
@@ -81,6 +83,7 @@ class Orchestrator:
         plugins: PluginSet | None = None,
         extra_plugins: tuple[tuple[str, object], ...] = (),
         ledger: bool = True,
+        device: DeviceMonitor | None = None,
     ) -> None:
         if not structlog.is_configured():
             # Embedded use without a logging setup: sane levels rather than structlog's
@@ -118,9 +121,17 @@ class Orchestrator:
         self._probes: dict[str, Availability] = {}
         self._skills: dict[str, Skill] = {}
         self._lock = threading.Lock()
-        self.governor = MemoryGovernor(self.profile.model_budget_mb)
+        # Device state (sensors read once per second, or a replayed trace) steers routing and
+        # gives the memory governor its live MemAvailable.
+        self.device = device or DeviceMonitor.from_config(config)
+        self.governor = MemoryGovernor(
+            self.profile.model_budget_mb, available_mb=self.device.mem_available_mb
+        )
         self.models = ModelCache(
-            self.base_dir, model_dir(config.storage.model_dir, self.base_dir), self.governor
+            self.base_dir,
+            model_dir(config.storage.model_dir, self.base_dir),
+            self.governor,
+            config.scheduling,
         )
         self._has_cloud = any(m.tier is Tier.cloud for m in config.models)
         self._difficulty_router: Any = None
@@ -175,7 +186,8 @@ class Orchestrator:
         self._probes[name] = avail
         return avail
 
-    def loaded_model(self, choice: Choice) -> tuple[LoadedModel, float]:
+    def loaded_model(self, choice: Choice) -> tuple[LoadedModel, Gate, float]:
+        """The chosen model loaded (or reused), its gate, and the ms spent loading it."""
         backend = self.backend(choice.backend)
         assert backend is not None
         return self.models.get(choice.model, backend)
@@ -206,10 +218,14 @@ class Orchestrator:
     # -- routing --------------------------------------------------------------------------
     def route_state(self, cls: type[Skill], valid: BaseModel, opts: RequestOptions) -> RouteState:
         """The state snapshot the policy decides on (deterministic given the same snapshot)."""
-        offline = os.environ.get("AIOS_OFFLINE", "") not in ("", "0")
+        device = self.device.snapshot()
+        offline = os.environ.get("AIOS_OFFLINE", "") not in ("", "0") or device.online is False
         spent = self.ledger.spent_today() if self.ledger and self._has_cloud else 0.0
         return RouteState(
-            offline=offline, cloud_spent_today_cny=spent, difficulty=self._difficulty(cls, valid)
+            offline=offline,
+            cloud_spent_today_cny=spent,
+            difficulty=self._difficulty(cls, valid),
+            device=device,
         )
 
     def _difficulty(self, cls: type[Skill], valid: BaseModel) -> float | None:
@@ -263,7 +279,7 @@ class Orchestrator:
         streaming: bool,
     ) -> Generator[str, None, Result]:
         started = time.perf_counter()
-        record = ExecutionRecord(skill=name)
+        record = ExecutionRecord(skill=name, priority=opts.priority, app=opts.app)
         cancel = cancel or threading.Event()
         ctx: SkillContext | None = None
         try:
@@ -321,7 +337,9 @@ class Orchestrator:
     ) -> None:
         record.latency_ms = (time.perf_counter() - started) * 1000
         inference = ctx.inference_ms if ctx else 0.0
-        record.overhead_ms = max(0.0, record.latency_ms - inference - record.load_ms)
+        record.overhead_ms = max(
+            0.0, record.latency_ms - inference - record.load_ms - record.queue_ms
+        )
         if ctx is not None:
             record.cost_cny = round(record.cost_cny, 6)
         if parent is not None:
@@ -383,7 +401,9 @@ class Orchestrator:
     ) -> ExecutionRecord:
         """The routing decision for a request, without loading a model or running anything."""
         opts = options or RequestOptions()
-        record = ExecutionRecord(skill=skill, status="explained")
+        record = ExecutionRecord(
+            skill=skill, status="explained", priority=opts.priority, app=opts.app
+        )
         cls = self.skill_class(skill)
         record.kind = cls.kind
         valid = self._validate(cls, inp)

@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aios.types import Tier
+from aios.types import Priority, Tier
 
-Stage = Literal["input", "model", "backend", "tier", "fallback", "load", "skill"]
+Stage = Literal["input", "model", "backend", "tier", "device", "fallback", "load", "skill"]
 
 
 class Decision(BaseModel):
@@ -43,6 +43,11 @@ class ExecutionRecord(BaseModel):
         default=0.0, description="Backend and model load time paid by this request (first use)."
     )
     ttft_ms: float | None = Field(default=None, description="Time to first streamed token.")
+    queue_ms: float = Field(
+        default=0.0, description="Time spent waiting in model queues for a free slot."
+    )
+    priority: Priority = Priority.foreground
+    app: str | None = Field(default=None, description="The calling app, when it said.")
     tokens_in: int = 0
     tokens_out: int = 0
     model_calls: int = 0

@@ -40,3 +40,10 @@ class DataClass(StrEnum):
     health = "health"
     location = "location"
     calendar = "calendar"
+
+
+class Priority(StrEnum):
+    """Foreground calls (the app on screen) are served before background ones."""
+
+    foreground = "foreground"
+    background = "background"

@@ -128,8 +128,8 @@ def test_a_model_in_use_is_not_evicted(tmp_path: Path) -> None:
     orch = orchestrator(tmp_path, [("a", 600, ""), ("b", 600, "")])
     try:
         run(orch, "a")
-        handle = ScriptedBackend.loaded[0]
-        with handle.lock:  # a generation in progress holds the model's slot
+        [(_, gate)] = orch.models.loaded()
+        with gate.slot():  # a generation in progress holds the model's slot
             with pytest.raises(MemoryBudgetError, match="in use"):
                 run(orch, "b")
         assert run(orch, "b").record.model == "b"

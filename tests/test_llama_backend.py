@@ -16,7 +16,7 @@ def gemma(reference: Orchestrator) -> TextGenerator:
     from aios.selection import Choice
 
     spec = reference.config.model("gemma3-270m")
-    handle, _ = reference.loaded_model(Choice(model=spec, backend="llama_cpp"))
+    handle, _, _ = reference.loaded_model(Choice(model=spec, backend="llama_cpp"))
     assert isinstance(handle, TextGenerator)
     return handle
 

@@ -176,9 +176,8 @@ def test_cancellation_stops_generation(scripted: Orchestrator) -> None:
     cancel.set()
     with pytest.raises(CancelledError):
         list(events)
-    model = ScriptedBackend.loaded[-1]
-    assert model.lock.acquire(blocking=False), "the model slot must be freed after cancel"
-    model.lock.release()
+    [(_, gate)] = scripted.models.loaded()
+    assert gate.stats().active == 0, "the model slot must be freed after cancel"
 
 
 def test_streaming_yields_deltas_then_one_result(scripted: Orchestrator) -> None:

@@ -250,6 +250,8 @@ def _options(args: argparse.Namespace) -> Any:
             mode=args.mode,
             sensitive=args.sensitive,
             data_classes=frozenset(args.data_class),
+            priority=args.priority,
+            app=args.app,
         )
     except ValidationError as exc:
         from aios.config.loader import validation_problems

@@ -54,6 +54,13 @@ def _request_options(p: argparse.ArgumentParser) -> None:
         metavar="CLASS",
         help="kind of user data in the request (photos, contacts, messages, ...); repeatable",
     )
+    p.add_argument(
+        "--priority",
+        choices=["foreground", "background"],
+        default="foreground",
+        help="queue priority when the model is busy (default foreground)",
+    )
+    p.add_argument("--app", metavar="NAME", help="the calling app (apps take turns in queues)")
 
 
 def _report_parser(sub: Any) -> None:

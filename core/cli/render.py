@@ -62,6 +62,8 @@ def record(rec: ExecutionRecord) -> None:
     parts = []
     if rec.load_ms:
         parts.append(f"model load {rec.load_ms:,.0f} ms")
+    if rec.queue_ms:
+        parts.append(f"queued {rec.queue_ms:,.0f} ms")
     if rec.ttft_ms is not None:
         parts.append(f"first token {rec.ttft_ms:,.0f} ms")
     parts.append(f"aios overhead {rec.overhead_ms:.2f} ms")

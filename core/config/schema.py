@@ -212,6 +212,24 @@ class ModelSpec(Strict):
         le=86_400 * 7,
         description="Unload after this many idle seconds (default: stay until evicted).",
     )
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description=(
+            "Calls that may run on the loaded model at once (default and ceiling: what its "
+            "backend supports; llama.cpp runs one call per loaded model)."
+        ),
+    )
+    max_queue: int = Field(
+        default=32,
+        ge=0,
+        le=4096,
+        description=(
+            "Calls that may wait for the model; beyond it a call is refused (queue_full) and "
+            "goes to the other tier when policy allows."
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -409,11 +427,224 @@ class DeviceSettings(Strict):
     profile: Name = Field(description="The device profile this device runs as.")
 
 
+ZonePattern = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class DevicePolicy(Strict):
+    """How live device state (temperature, battery, network) steers routing and power mode.
+
+    Temperatures are the hottest of the thermal zones read (all zones unless `thermal_zones`
+    picks some), so the defaults are on the SoC scale; a config that reads a skin sensor
+    should lower them (about 41 and 45 °C).
+    """
+
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "Let temperature, battery and network steer routing and power mode. Memory is "
+            "read for the memory governor either way."
+        ),
+    )
+    hot_c: float = Field(
+        default=80.0,
+        ge=20,
+        le=150,
+        description="At or above this temperature (°C): smaller device models first, power saver.",
+    )
+    critical_c: float = Field(
+        default=95.0,
+        ge=20,
+        le=150,
+        description=(
+            "At or above this temperature (°C): the cloud first when privacy and the user's "
+            "choice allow, else the smallest device model; power saver."
+        ),
+    )
+    low_battery_pct: float = Field(
+        default=20.0,
+        ge=0,
+        le=100,
+        description="Below this charge (%) and not plugged in: smaller models first, power saver.",
+    )
+    critical_battery_pct: float = Field(
+        default=10.0,
+        ge=0,
+        le=100,
+        description=(
+            "Below this charge (%) and not plugged in: the cloud first when privacy and the "
+            "user's choice allow, else smaller models; power saver."
+        ),
+    )
+    thermal_zones: list[ZonePattern] = Field(
+        default_factory=list,
+        max_length=32,
+        description=(
+            "Thermal zone types to read, as shell patterns (e.g. ['cpu*', 'skin-therm']); "
+            "empty reads every zone."
+        ),
+    )
+    cache_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="How long one device-state snapshot is reused before sensors are read again.",
+    )
+    probe_network: bool = Field(
+        default=True,
+        description=(
+            "Check that the cloud endpoints' hosts are reachable (a TCP connect, in the "
+            "background); when none is, requests stay on the device as if offline."
+        ),
+    )
+    network_timeout_s: float = Field(
+        default=0.5, gt=0, le=10, description="Connect deadline of one reachability check."
+    )
+    network_cache_s: float = Field(
+        default=5.0, ge=0.5, le=300, description="How long a reachability result is reused."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DevicePolicy:
+        if self.critical_c <= self.hot_c:
+            raise ValueError(f"critical_c ({self.critical_c}) must be above hot_c ({self.hot_c})")
+        if self.critical_battery_pct > self.low_battery_pct:
+            raise ValueError(
+                f"critical_battery_pct ({self.critical_battery_pct}) must not be above "
+                f"low_battery_pct ({self.low_battery_pct})"
+            )
+        return self
+
+
+class SchedulingSettings(Strict):
+    queue_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Longest a call waits in a model's queue before failing (queue_timeout).",
+    )
+    background_aging_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description=(
+            "A background call that has waited this long is served as if it were foreground, "
+            "so background work is never starved."
+        ),
+    )
+
+
 class StorageSettings(Strict):
     model_dir: str | None = Field(
         default=None,
         max_length=4096,
         description="Where prepared model files are cached (default: $AIOS_HOME/models).",
+    )
+
+
+class HtpPerformanceMode(StrEnum):
+    """QNN HTP power/performance votes, as onnxruntime's QNN execution provider names them."""
+
+    burst = "burst"
+    sustained_high_performance = "sustained_high_performance"
+    high_performance = "high_performance"
+    balanced = "balanced"
+    low_balanced = "low_balanced"
+    high_power_saver = "high_power_saver"
+    power_saver = "power_saver"
+    low_power_saver = "low_power_saver"
+    extreme_power_saver = "extreme_power_saver"
+    default = "default"
+
+
+DimName = Annotated[str, Field(min_length=1, max_length=128)]
+DimValue = Annotated[int, Field(ge=1, le=65_536)]
+
+
+class QnnSettings(Strict):
+    """Session options of the `qnn` backend (onnxruntime-qnn)."""
+
+    backend: Literal["htp", "gpu", "cpu"] = Field(
+        default="htp",
+        description=(
+            "QNN backend library: `htp` (Hexagon NPU; the x86_64 wheel runs it as a simulator), "
+            "`gpu` (Adreno), `cpu` (QNN's reference CPU backend, not in the PyPI wheel)."
+        ),
+    )
+    htp_performance_mode: HtpPerformanceMode = Field(
+        default=HtpPerformanceMode.balanced,
+        description=(
+            "HTP performance mode of a session; a call runs with the mode mapped from the "
+            "model's power_mode (performance: burst, balanced, power_saver) when one is set."
+        ),
+    )
+    soc_model: int | None = Field(
+        default=None,
+        ge=0,
+        le=9999,
+        description=(
+            "SoC id from QNN's SoC table (e.g. 57 for SM8650, 43 for SM8550), not the marketing "
+            "name; required by `fp16`. An id QNN does not know fails every load."
+        ),
+    )
+    fp16: bool = Field(
+        default=False,
+        description="Run float32 models at fp16 precision on the HTP; needs `soc_model`.",
+    )
+    graph_optimization: int | None = Field(
+        default=None,
+        ge=0,
+        le=3,
+        description=(
+            "HTP graph finalization optimization mode, 0-3: higher compiles longer for a faster "
+            "graph (default: QNN's own)."
+        ),
+    )
+    context_cache: bool = Field(
+        default=True,
+        description=(
+            "Keep each compiled QNN context (an EP context model) on disk so later loads skip "
+            "compilation."
+        ),
+    )
+    cache_dir: str | None = Field(
+        default=None,
+        max_length=4096,
+        pattern=r"^[~/]",
+        description="Folder for compiled contexts (default: $AIOS_HOME/qnn); absolute or ~/...",
+    )
+    static_shapes: dict[DimName, DimValue] = Field(
+        default_factory=dict,
+        max_length=64,
+        description=(
+            "Values for named dynamic input dimensions, e.g. {batch = 1, sequence = 128}: the "
+            "HTP needs static shapes, so QNN leaves nodes with dynamic shapes to the CPU."
+        ),
+    )
+    dynamic_dim_default: DimValue | None = Field(
+        default=1,
+        description=(
+            "Value for any named dynamic dimension not in `static_shapes` (batch-like dims); "
+            "null leaves them dynamic."
+        ),
+    )
+    cpu_fallback: bool = Field(
+        default=True,
+        description=(
+            "Run nodes QNN cannot take on the CPU; false fails such a load instead. A load where "
+            "QNN takes no node at all always fails."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _fp16_needs_soc(self) -> QnnSettings:
+        if self.fp16 and self.soc_model is None:
+            raise ValueError("`fp16` needs `soc_model` (QNN refuses fp16 precision without it)")
+        return self
+
+
+class BackendOptions(Strict):
+    qnn: QnnSettings = Field(
+        default_factory=QnnSettings, description="Qualcomm NPU backend `qnn` (onnxruntime-qnn)."
     )
 
 
@@ -446,6 +677,17 @@ class OEMConfig(Strict):
     )
     storage: StorageSettings = Field(
         default_factory=StorageSettings, description="Where aios keeps files."
+    )
+    scheduling: SchedulingSettings = Field(
+        default_factory=SchedulingSettings,
+        description="How calls queue for loaded models (foreground before background).",
+    )
+    backend_options: BackendOptions = Field(
+        default_factory=BackendOptions, description="Runtime options per backend, by name."
+    )
+    device_policy: DevicePolicy = Field(
+        default_factory=DevicePolicy,
+        description="How temperature, battery and network steer routing and power mode.",
     )
 
     def profile(self, name: str | None = None) -> DeviceProfile:

@@ -5,7 +5,9 @@
 3. availability: offline keeps everything on device (an open breaker or a model that does not
    fit is handled per model when candidates are tried, moving on to the other tier);
 4. cost: once the device's daily cloud budget is spent, the cloud is off;
-5. difficulty: with prefer-local, a learned score above the threshold puts the cloud first.
+5. device: a critical temperature or battery puts the cloud first (never past 1-4); hot or low
+   on battery puts smaller device models first; either way the reasons are noted ("device");
+6. difficulty: with prefer-local, a learned score above the threshold puts the cloud first.
 
 The decision is a pure function of the config, the skill, the request options and the state
 snapshot, so the same inputs always give the same route (and ``aios explain`` shows it).
@@ -18,9 +20,10 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field
 
 from aios.config.schema import OEMConfig, RoutingMode
+from aios.device.state import DeviceState
 from aios.record import ExecutionRecord
 from aios.skill import Skill
-from aios.types import DataClass, Sensitivity, Tier
+from aios.types import DataClass, Priority, Sensitivity, Tier
 
 
 class RequestOptions(BaseModel):
@@ -34,6 +37,15 @@ class RequestOptions(BaseModel):
     data_classes: frozenset[DataClass] = Field(
         default_factory=frozenset, description="Kinds of user data the request carries."
     )
+    priority: Priority = Field(
+        default=Priority.foreground,
+        description="Foreground (the app on screen) is served before background work.",
+    )
+    app: str | None = Field(
+        default=None,
+        max_length=128,
+        description="The calling app; apps take turns in a model's queue.",
+    )
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,7 @@ class RouteState:
     offline: bool = False
     cloud_spent_today_cny: float = 0.0
     difficulty: float | None = None  # None: no difficulty router configured
+    device: DeviceState | None = None  # None: no device state (nothing steers on it)
 
 
 @dataclass
@@ -50,6 +63,8 @@ class Route:
     tiers: list[Tier]
     cascade: bool = False
     private: bool = False
+    prefer_smaller: str | None = None  # why smaller device models go first, when they do
+    power_mode: str = "balanced"  # the device state's power mode, for backends
     notes: list[tuple[str, str, str]] = field(default_factory=list)  # (stage, choice, reason)
 
     def note(self, stage: str, choice: str, reason: str) -> None:
@@ -81,6 +96,18 @@ def effective_mode(cfg: OEMConfig, skill: type[Skill], opts: RequestOptions) -> 
 
 
 def decide(cfg: OEMConfig, skill: type[Skill], opts: RequestOptions, state: RouteState) -> Route:
+    route = _tiers(cfg, skill, opts, state)
+    device = state.device
+    if device is not None:
+        route.power_mode = device.power_mode
+        if device.prefer_smaller:
+            route.prefer_smaller = ", ".join(c for c in device.conditions if c != "plugged-in")
+        for why in device.reasons:
+            route.note("device", device.power_mode, why)
+    return route
+
+
+def _tiers(cfg: OEMConfig, skill: type[Skill], opts: RequestOptions, state: RouteState) -> Route:
     device_only = [Tier.device]
     private = privacy_reason(cfg, skill, opts)
     if private:
@@ -94,7 +121,10 @@ def decide(cfg: OEMConfig, skill: type[Skill], opts: RequestOptions, state: Rout
         return route
     if state.offline:
         route = Route(device_only)
-        route.note("tier", "device", "offline: the cloud is unreachable")
+        why = "offline: the cloud is unreachable"
+        if state.device is not None and state.device.online is False and state.device.network:
+            why += f" ({state.device.network})"
+        route.note("tier", "device", why)
         return route
     budget = cfg.routing.daily_cloud_budget_cny
     if state.cloud_spent_today_cny >= budget:
@@ -109,6 +139,11 @@ def decide(cfg: OEMConfig, skill: type[Skill], opts: RequestOptions, state: Rout
     if mode is RoutingMode.prefer_cloud:
         route = Route([Tier.cloud, Tier.device])
         route.note("tier", "cloud", "user choice: prefer cloud")
+        return route
+    if state.device is not None and state.device.prefer_cloud:
+        route = Route([Tier.cloud, Tier.device])
+        critical = ", ".join(c for c in state.device.conditions if c.startswith("critical"))
+        route.note("tier", "cloud", f"device: {critical}, the cloud first")
         return route
     threshold = cfg.routing.difficulty_threshold
     if state.difficulty is not None and state.difficulty >= threshold:

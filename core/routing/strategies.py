@@ -13,6 +13,7 @@ from aios.context import SkillContext
 from aios.errors import CloudError, NoModelAvailableError
 from aios.memory.governor import MemoryBudgetError
 from aios.routing.policy import RequestOptions, Route
+from aios.scheduler import QueueFullError
 from aios.skill import Skill
 from aios.streams import drain
 from aios.types import Tier
@@ -56,8 +57,8 @@ def run_with_fallback(
     """Run the skill; when its tier fails, go to the other tier if policy allows.
 
     The cloud failing (unreachable, timeout, bad answer) falls back to the device; a device
-    model that the memory governor cannot admit falls over to the cloud. Never after text has
-    already been streamed to the caller.
+    model that the memory governor cannot admit, or whose queue is full, falls over to the
+    cloud. Never after text has already been streamed to the caller.
     """
     emitted = False
     gen = skill.stream(valid, ctx)
@@ -69,9 +70,12 @@ def run_with_fallback(
                 return stop.value  # type: ignore[no-any-return]
             emitted = True
             yield delta
-    except (CloudError, MemoryBudgetError) as exc:
-        other = Tier.device if isinstance(exc, CloudError) else Tier.cloud
-        failed = "cloud failed" if other is Tier.device else "device memory"
+    except (CloudError, MemoryBudgetError, QueueFullError) as exc:
+        if isinstance(exc, CloudError):
+            other, failed = Tier.device, "cloud failed"
+        else:
+            other = Tier.cloud
+            failed = "device memory" if isinstance(exc, MemoryBudgetError) else "device busy"
         record = ctx.record
         if other not in route.tiers or (streaming and emitted):
             raise
