@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -30,6 +30,9 @@ from aios.backend import (
 from aios.config.schema import ModelFormat, ModelSpec
 from aios.errors import GenerationError, ModelError
 from aios.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from aios.testing.sample import Sample
 
 log = structlog.get_logger("aios.backends.llama_cpp")
 _native_log = structlog.get_logger("llama.cpp")
@@ -63,12 +66,17 @@ class LlamaCppModel(TextGenerator):
         self._llm = llm
 
     def count_tokens(self, text: str) -> int:
-        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        return len(self._open().tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def _open(self) -> Any:
+        if self._llm is None:  # closed: llama.cpp's freed context must never be touched
+            raise GenerationError(f"model '{self.spec.id}' is closed")
+        return self._llm
 
     def stream(
         self, request: GenerationRequest, cancel: CancelSignal | None = None
     ) -> Iterator[GenerationEvent]:
-        llm = self._llm
+        llm = self._open()
         chunks_seen = 0
         logprobs: list[float] = []
         last_dist: list[Any] = [None]
@@ -180,6 +188,12 @@ class LlamaCppBackend(Backend):
         from aios.memory.footprint import gguf_footprint_cached
 
         return gguf_footprint_cached(path, spec.context_length).total_mb
+
+    @classmethod
+    def conformance_sample(cls, workdir: Path) -> Sample:
+        from aios.testing.samples import smollm2_sample
+
+        return smollm2_sample(workdir, cls.name)
 
     def load(self, spec: ModelSpec, path: Path | None) -> LlamaCppModel:
         if path is None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aios.backend import Availability, Backend, TensorModel
 from aios.config.schema import ModelFormat, ModelSpec
 from aios.errors import GenerationError, ModelError
 from aios.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from aios.testing.sample import Sample
 
 
 class OnnxModel(TensorModel):
@@ -70,6 +73,12 @@ class OnnxRuntimeBackend(Backend):
         from aios.memory.footprint import onnx_footprint
 
         return onnx_footprint(path).total_mb
+
+    @classmethod
+    def conformance_sample(cls, workdir: Path) -> Sample:
+        from aios.testing.samples import linear_relu_sample
+
+        return linear_relu_sample(workdir, cls.name)
 
     def load(self, spec: ModelSpec, path: Path | None) -> OnnxModel:
         import onnxruntime as ort

@@ -25,7 +25,7 @@ from aios.backend import (
 )
 from aios.cloud.breaker import BreakerStatus, CircuitBreaker
 from aios.config.schema import CloudEndpoint, ModelFormat, ModelSpec, OEMConfig
-from aios.errors import CloudResponseError, ModelError
+from aios.errors import CancelledError, CloudResponseError, GenerationError, ModelError
 from aios.hookspecs import hookimpl
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -47,6 +47,7 @@ class CloudModel(TextGenerator):
         super().__init__(spec, OpenAIBackend.name)
         self.client = client
         self.remote = spec.remote_model or spec.id
+        self.closed = False
 
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
@@ -74,23 +75,30 @@ class CloudModel(TextGenerator):
         pieces = 0
         usage: dict[str, Any] = {}
         finish = "stop"
-        for event in self.client.stream_events(path, body, cancel):
-            if event.get("usage"):
-                usage = event["usage"]
-            choices = event.get("choices")
-            if not isinstance(choices, list) or not choices:
-                continue
-            choice = choices[0]
-            if not isinstance(choice, dict):
-                raise CloudResponseError(f"endpoint sent a malformed choice: {choice!r:.100}")
-            text = choice.get("text")
-            if text is None:
-                text = (choice.get("delta") or {}).get("content")
-            if text:
-                pieces += 1
-                yield Token(str(text))
-            if choice.get("finish_reason") == "length":
-                finish = "length"
+        self._check_open()
+        events = self.client.stream_events(path, body, cancel)
+        try:
+            for event in events:
+                if event.get("usage"):
+                    usage = event["usage"]
+                choices = event.get("choices")
+                if not isinstance(choices, list) or not choices:
+                    continue
+                choice = choices[0]
+                if not isinstance(choice, dict):
+                    raise CloudResponseError(f"endpoint sent a malformed choice: {choice!r:.100}")
+                text = choice.get("text")
+                if text is None:
+                    text = (choice.get("delta") or {}).get("content")
+                if text:
+                    pieces += 1
+                    yield Token(str(text))
+                if choice.get("finish_reason") == "length":
+                    finish = "length"
+        except CancelledError:
+            if cancel is None or not cancel.is_set():
+                raise
+            finish = "cancelled"  # the caller asked: end with a Done, as every backend does
         prompt_text = request.prompt or " ".join(m["content"] for m in request.messages or ())
         tokens_in = int(usage.get("prompt_tokens") or estimate_tokens(prompt_text))
         tokens_out = int(usage.get("completion_tokens") or pieces)
@@ -104,6 +112,7 @@ class CloudModel(TextGenerator):
         )
 
     def embed(self, texts: list[str]) -> list[list[float]]:
+        self._check_open()
         data = self.client.post_json("embeddings", {"model": self.remote, "input": texts})
         try:
             rows = sorted(data["data"], key=lambda d: d.get("index", 0))
@@ -111,8 +120,12 @@ class CloudModel(TextGenerator):
         except (KeyError, TypeError, ValueError):
             raise CloudResponseError("endpoint sent a malformed embeddings body") from None
 
+    def _check_open(self) -> None:
+        if self.closed:
+            raise GenerationError(f"model '{self.spec.id}' is closed")
+
     def close(self) -> None:
-        pass
+        self.closed = True  # nothing to free (the endpoint's client is shared); refuse use
 
 
 def _pooled(embedding: Any) -> list[float]:

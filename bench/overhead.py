@@ -24,10 +24,11 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from _common import err, percentile
 
 import aios.log
 import aios.sources
@@ -42,17 +43,6 @@ PROMPT = "Once upon a time, in a small village at the edge of a great forest, th
 TARGET_RATIO = 0.98
 TARGET_OVERHEAD_MS = 1.0
 DISPATCH_ITERATIONS = 200
-
-
-def err(*parts: Any) -> None:
-    print(*parts, file=sys.stderr)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 def run_raw(llm: Any, n_prompt: int, tokens: int) -> tuple[int, float]:

@@ -11,11 +11,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aios.config.schema import ModelFormat, ModelSpec, OEMConfig
+
+if TYPE_CHECKING:
+    from aios.testing.sample import Sample
 
 
 class CancelSignal(Protocol):
@@ -50,6 +53,12 @@ class GenerationRequest(BaseModel):
     logprobs: bool = Field(
         default=False, description="Report the mean token log-probability (cascade routing)."
     )
+
+    @model_validator(mode="after")
+    def _has_input(self) -> GenerationRequest:
+        if self.prompt is None and self.messages is None:
+            raise ValueError("a generation request needs `prompt` or `messages`")
+        return self
 
 
 @dataclass
@@ -151,3 +160,10 @@ class Backend(ABC):
 
         Raise ``ModelError`` on failure.
         """
+
+    @classmethod
+    def conformance_sample(cls, workdir: Path) -> Sample | None:
+        """A small model this backend loads in seconds, written under ``workdir``, for the
+        conformance suite (``aios.testing``); None skips the suite's model checks, saying so.
+        Call ``pytest.skip(reason)`` when the sample cannot be made on this machine."""
+        return None

@@ -140,11 +140,12 @@ class SkillContext:
         if self._handle is None:
             if self._choice is None:
                 raise NoModelAvailableError("no text-generation model was chosen")
-            handle, gate, load_ms = self._orch.loaded_model(self._choice)
-            if not isinstance(handle, TextGenerator):
+            loaded = self._orch.loaded_model(self._choice, self.cancel)
+            if not isinstance(loaded.handle, TextGenerator):
                 raise ModelError(f"model '{self._choice.model.id}' cannot generate text")
-            self.record.load_ms += load_ms
-            self._handle, self._gate = handle, gate
+            self.record.load_ms += loaded.load_ms
+            self.record.queue_ms += loaded.wait_ms
+            self._handle, self._gate = loaded.handle, loaded.gate
         return self._handle
 
     @contextmanager

@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from aios import sources
-from aios.backend import Backend, LoadedModel
+from aios.backend import Backend, CancelSignal, LoadedModel
 from aios.config.schema import ModelSpec, SchedulingSettings
-from aios.errors import ModelError
-from aios.memory.governor import MemoryGovernor, Resident
+from aios.errors import CancelledError, ModelError
+from aios.memory.governor import MemoryBudgetError, MemoryGovernor, Resident
 from aios.scheduler import Gate
 from aios.types import Tier
 
 log = structlog.get_logger("aios.models")
+
+# How often a load blocked by models in use re-checks the budget. A model frees its memory when
+# its last call ends, which takes at least a token step (tens of ms), so polling is cheap here.
+_MEMORY_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class Loaded:
+    handle: LoadedModel
+    gate: Gate
+    load_ms: float = 0.0  # time this call spent loading the model (0 when it was resident)
+    wait_ms: float = 0.0  # time it waited for models in use to free memory first
 
 
 class ModelCache:
@@ -33,23 +46,24 @@ class ModelCache:
         self.scheduling = scheduling or SchedulingSettings()
         self._loaded: dict[tuple[str, str], LoadedModel] = {}
         self._gates: dict[tuple[str, str], Gate] = {}
+        self.loads = 0
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def get(self, spec: ModelSpec, backend: Backend) -> tuple[LoadedModel, Gate, float]:
-        """The loaded model, its gate, and the milliseconds this call spent loading it."""
+    def get(self, spec: ModelSpec, backend: Backend, cancel: CancelSignal | None = None) -> Loaded:
+        """The model loaded (or reused), with its gate and what loading it cost this call."""
         key = (spec.id, backend.name)
-        self._expire()
+        self._sweep()
         with self._lock:
             if key in self._loaded:
                 if self.governor:
                     self.governor.touch(key)
-                return self._loaded[key], self._gates[key], 0.0
+                return Loaded(self._loaded[key], self._gates[key])
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
             with self._lock:
                 if key in self._loaded:
-                    return self._loaded[key], self._gates[key], 0.0
+                    return Loaded(self._loaded[key], self._gates[key])
             t0 = time.perf_counter()
             path = (
                 sources.resolve(spec, self.base_dir, self.cache_dir)
@@ -62,21 +76,20 @@ class ModelCache:
                 max_queue=spec.max_queue,
                 aging_s=self.scheduling.background_aging_s,
             )
+            wait_ms = 0.0
             if self.governor and path is not None:
                 # Admit before loading: the memory must be there before llama.cpp asks for it.
                 try:
                     est = backend.footprint_mb(spec, path)
                 except ModelError as exc:
                     raise ModelError(f"model '{spec.id}': {exc}") from None
-                self.governor.admit(
-                    Resident(
-                        key,
-                        est if est is not None else float(spec.memory_mb),
-                        keep_alive_s=spec.keep_alive_s,
-                        busy=gate.busy,
-                    ),
-                    evict=self._evict,
+                resident = Resident(
+                    key,
+                    est if est is not None else float(spec.memory_mb),
+                    keep_alive_s=spec.keep_alive_s,
+                    busy=gate.busy,
                 )
+                wait_ms = self._admit(resident, cancel)
             try:
                 handle = backend.load(spec, path)
             except BaseException:
@@ -84,18 +97,39 @@ class ModelCache:
                     self.governor.release(key)
                 raise
             gate.capacity = min(spec.max_concurrency or handle.parallel, handle.parallel)
-            load_ms = (time.perf_counter() - t0) * 1000
+            load_ms = (time.perf_counter() - t0) * 1000 - wait_ms
             with self._lock:
                 self._loaded[key] = handle
                 self._gates[key] = gate
+                self.loads += 1
             log.info(
                 "model.loaded",
                 model=spec.id,
                 backend=backend.name,
                 load_ms=round(load_ms, 1),
+                waited_for_memory_ms=round(wait_ms, 1),
                 concurrency=gate.capacity,
             )
-            return handle, gate, load_ms
+            return Loaded(handle, gate, load_ms, wait_ms)
+
+    def _admit(self, resident: Resident, cancel: CancelSignal | None) -> float:
+        """Admit ``resident``; while only models in use stand in the way, wait for them to
+        finish (up to the queue timeout) rather than refuse. Returns the ms waited."""
+        assert self.governor is not None
+        t0 = time.perf_counter()
+        deadline = t0 + self.scheduling.queue_timeout_s
+        while True:
+            try:
+                self.governor.admit(resident, evict=self._evict)
+                return (time.perf_counter() - t0) * 1000
+            except MemoryBudgetError as exc:
+                if not exc.transient or time.perf_counter() >= deadline:
+                    raise
+            if cancel is not None and cancel.is_set():
+                raise CancelledError(
+                    f"request was cancelled while model '{resident.key[0]}' waited for memory"
+                )
+            time.sleep(_MEMORY_POLL_S)
 
     def _evict(self, key: tuple[str, str]) -> None:
         with self._lock:
@@ -110,12 +144,14 @@ class ModelCache:
         if handle is not None:
             handle.close()
 
-    def _expire(self) -> None:
+    def _sweep(self) -> None:
+        """Unload models whose keep-alive ran out, and idle ones under memory pressure."""
         if self.governor:
             for key in self.governor.expired():
                 self.governor.release(key)
                 self._evict(key)
                 log.info("model.expired", model=key[0])
+            self.governor.shed(self._evict)
 
     def pin(self, model_id: str, pinned: bool = True) -> bool:
         """Keep a loaded model resident (never evicted) or release the pin."""

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from aios.backend import Availability, Backend, LoadedModel
+from aios.backend import Availability, Backend, TensorModel
 from aios.cloud.ledger import Ledger
 from aios.cloud.ledger import default_path as ledger_path
 from aios.config.checks import check_config
@@ -37,12 +37,11 @@ from aios.errors import (
     UnknownSkillError,
 )
 from aios.memory.governor import MemoryGovernor
-from aios.model_cache import ModelCache
+from aios.model_cache import Loaded, ModelCache
 from aios.plugin_manager import PluginSet, build_plugin_manager
 from aios.record import ExecutionRecord
 from aios.routing import strategies
 from aios.routing.policy import RequestOptions, Route, RouteState, decide
-from aios.scheduler import Gate
 from aios.selection import Choice, choose
 from aios.skill import Skill
 from aios.sources import model_dir
@@ -125,7 +124,9 @@ class Orchestrator:
         # gives the memory governor its live MemAvailable.
         self.device = device or DeviceMonitor.from_config(config)
         self.governor = MemoryGovernor(
-            self.profile.model_budget_mb, available_mb=self.device.mem_available_mb
+            self.profile.model_budget_mb,
+            available_mb=self.device.mem_available_mb,
+            min_free_mb=self.profile.min_free_mb,
         )
         self.models = ModelCache(
             self.base_dir,
@@ -186,11 +187,14 @@ class Orchestrator:
         self._probes[name] = avail
         return avail
 
-    def loaded_model(self, choice: Choice) -> tuple[LoadedModel, Gate, float]:
-        """The chosen model loaded (or reused), its gate, and the ms spent loading it."""
+    def loaded_model(self, choice: Choice, cancel: threading.Event | None = None) -> Loaded:
+        """The chosen model loaded (or reused), with its gate and what loading it cost."""
         backend = self.backend(choice.backend)
         assert backend is not None
-        return self.models.get(choice.model, backend)
+        loaded = self.models.get(choice.model, backend, cancel)
+        if isinstance(loaded.handle, TensorModel):  # NPU backends vote for power per call
+            loaded.handle.power_mode = self.device.snapshot().power_mode
+        return loaded
 
     # -- requests -------------------------------------------------------------------------
     def _validate(self, skill: type[Skill], inp: dict[str, Any] | BaseModel) -> BaseModel:

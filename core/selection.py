@@ -4,7 +4,9 @@ Tiers are tried in the order the routing policy chose; within a tier, the model 
 asked for, else the skill's model list from the OEM config, else matrix order. A candidate must
 have the skill's capabilities, be allowed on this device profile, fit its memory budget (device)
 or have a healthy endpoint (cloud), and have a backend that is enabled on the profile,
-registered and available here.
+registered and available here. When the device is hot or low on battery
+(``route.prefer_smaller``), device models are tried smallest ``parameters_b`` first, unless
+the caller named one.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ def choose(
     settings = cfg.skills.get(skill.name)
     budget = profile.model_budget_mb
     candidates = candidate_models(cfg, skill, requested)
+    smaller = route.prefer_smaller if not requested else None
+    if smaller:  # stable: equal sizes and the cloud tier keep their order
+        candidates.sort(key=lambda m: m.parameters_b if m.tier is Tier.device else 0.0)
     for tier in route.tiers:
         for m in candidates:
             if m.tier is not tier:
@@ -92,6 +97,8 @@ def choose(
                     else "first model in the matrix order with the needed capabilities"
                 )
             )
+            if m.tier is Tier.device and smaller:
+                why = f"smaller device models first ({smaller}): the smallest usable one"
             if m.tier is Tier.device:
                 why += f"; needs {m.memory_mb} MB of {budget} MB budget"
             record.decide("model", why, m.id)

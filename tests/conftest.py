@@ -33,6 +33,29 @@ def run_cli(
     )
 
 
+def pip_install_target(target: Path, *packages: Path) -> Path:
+    """pip-install local packages into a private folder (the test venv stays clean)."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            *map(str, packages),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return target
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Requests made by tests (in-process and CLI subprocesses) go to a throwaway ledger.
     import tempfile

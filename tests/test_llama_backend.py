@@ -16,7 +16,7 @@ def gemma(reference: Orchestrator) -> TextGenerator:
     from aios.selection import Choice
 
     spec = reference.config.model("gemma3-270m")
-    handle, _, _ = reference.loaded_model(Choice(model=spec, backend="llama_cpp"))
+    handle = reference.loaded_model(Choice(model=spec, backend="llama_cpp")).handle
     assert isinstance(handle, TextGenerator)
     return handle
 
@@ -70,12 +70,15 @@ def test_prompt_longer_than_the_context_is_a_clear_error(reference: Orchestrator
         reference.invoke("generate", {"prompt": "word " * 3000, "max_tokens": 4})
 
 
-def test_overhead_bench_dispatch_path_runs(reference: Orchestrator) -> None:
+def test_overhead_bench_dispatch_path_runs(
+    reference: Orchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The bench calls orchestrator internals; keep it in step with them.
     import importlib.util
 
     from .conftest import REPO
 
+    monkeypatch.syspath_prepend(str(REPO / "bench"))  # as when the script runs: its helpers
     spec = importlib.util.spec_from_file_location("overhead_bench", REPO / "bench" / "overhead.py")
     assert spec and spec.loader
     bench = importlib.util.module_from_spec(spec)

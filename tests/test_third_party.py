@@ -4,38 +4,21 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, run_cli
+from .conftest import REPO, pip_install_target, run_cli
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Both example packages pip-installed into a private target dir (the env stays clean)."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(REPO / "examples/aios-skill-hello"),
-            str(REPO / "examples/aios-skill-broken"),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    return pip_install_target(
+        tmp_path_factory.mktemp("site"),
+        REPO / "examples/aios-skill-hello",
+        REPO / "examples/aios-skill-broken",
     )
-    return target
 
 
 def cli(site: Path, *args: str) -> subprocess.CompletedProcess[str]:

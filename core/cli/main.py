@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from aios.cli import device_commands
 from aios.errors import AIOSError
 
 EXIT_INTERRUPTED = 130
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _report_parser(sub)
     _router_parser(sub)
+    device_commands.add_parser(sub, _common)
 
     p = sub.add_parser("demo", help="summarize the bundled sample document (the main job)")
     _common(p)
@@ -183,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     as_json = bool(getattr(args, "json", False))
     try:
-        return commands.dispatch(args, extra)
+        handler = getattr(args, "handler", None)  # commands that register their own
+        return handler(args) if handler else commands.dispatch(args, extra)
     except AIOSError as exc:
         _report(exc, as_json)
         return exc.exit_code

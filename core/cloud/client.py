@@ -11,7 +11,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -140,7 +140,23 @@ class EndpointClient:
             return _Retryable(CloudUnavailableError(f"endpoint '{name}' unreachable: {exc}"))
         if isinstance(exc, httpx.TimeoutException):
             return CloudTimeoutError(f"endpoint '{name}': no answer within the read deadline")
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+            # The connection dropped before any response: typically a kept-alive connection the
+            # server had already closed. Nothing was answered (or billed), so retrying is safe.
+            return _Retryable(
+                CloudUnavailableError(f"endpoint '{name}': connection dropped before a response")
+            )
         return CloudResponseError(f"endpoint '{name}': {type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _send_fresh_if_stale(send: Callable[[], httpx.Response]) -> httpx.Response:
+        try:
+            return send()
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            # The pooled connection was already closed by the server (it resets one after a
+            # failed stream). httpx has dropped it, so one immediate resend goes out on a fresh
+            # connection; this is not a server failure and does not count as a retry.
+            return send()
 
     # -- calls ----------------------------------------------------------------------------
     def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -148,8 +164,10 @@ class EndpointClient:
 
         def attempt() -> dict[str, Any]:
             try:
-                resp = self._http.post(
-                    path, json=body, headers=self._headers(), timeout=self._timeout(deadline)
+                resp = self._send_fresh_if_stale(
+                    lambda: self._http.post(
+                        path, json=body, headers=self._headers(), timeout=self._timeout(deadline)
+                    )
                 )
             except httpx.HTTPError as exc:
                 err = self._connect_error(exc)
@@ -184,7 +202,7 @@ class EndpointClient:
                     headers=self._headers(),
                     timeout=self._timeout(deadline),
                 )
-                resp = self._http.send(req, stream=True)
+                resp = self._send_fresh_if_stale(lambda: self._http.send(req, stream=True))
             except httpx.HTTPError as exc:
                 raise self._connect_error(exc) from exc
             if resp.status_code != 200:

@@ -77,6 +77,16 @@ class DeviceProfile(Strict):
             "Memory kept for keep-alive apps (≈ 6 GB on a 16 GB phone); never given to models."
         ),
     )
+    min_free_mb: int = Field(
+        default=256,
+        ge=0,
+        le=65_536,
+        description=(
+            "Free memory (MemAvailable) the system always keeps: below it, aios unloads idle "
+            "models (least recently used first) to give memory back, as apps must on Android's "
+            "onTrimMemory."
+        ),
+    )
     backends: list[Name] = Field(
         min_length=1,
         max_length=16,

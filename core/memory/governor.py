@@ -1,9 +1,11 @@
 """The memory governor: a model loads only if it fits; idle models make room, pinned ones never.
 
 Budget = the profile's RAM − OS reserve − keep-alive reserve, or what the device really has
-free (MemAvailable plus what our own models already hold), whichever is lower. A model that
-cannot fit even after evicting every idle, unpinned model (least recently used first) is
-refused with a typed error, so the router can send the request elsewhere.
+free (MemAvailable plus what our own models already hold, less the ``min_free_mb`` the system
+always keeps), whichever is lower. A model that cannot fit even after evicting every idle,
+unpinned model (least recently used first) is refused with a typed error, so the router can send
+the request elsewhere. When other apps take memory and the budget falls below what aios holds,
+``shed`` gives memory back by unloading idle models, before the system has to kill anything.
 """
 
 from __future__ import annotations
@@ -21,9 +23,16 @@ log = structlog.get_logger("aios.memory")
 
 
 class MemoryBudgetError(AIOSError):
-    """A model does not fit the memory budget, even after evicting idle models."""
+    """A model does not fit the memory budget, even after evicting idle models.
+
+    ``transient`` is True when it would fit once models now in use finish: worth waiting for.
+    """
 
     code = "memory_budget"
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def meminfo_available_mb(path: str = "/proc/meminfo") -> float | None:
@@ -54,13 +63,16 @@ class MemoryGovernor:
         profile_budget_mb: float,
         available_mb: Callable[[], float | None] = meminfo_available_mb,
         clock: Callable[[], float] = time.monotonic,
+        min_free_mb: float = 0.0,
     ) -> None:
         self.profile_budget_mb = profile_budget_mb
+        self.min_free_mb = min_free_mb
         self._available = available_mb
         self._clock = clock
         self._lock = threading.Lock()
         self.resident: dict[tuple[str, str], Resident] = {}
         self.evictions = 0
+        self.shed_count = 0
 
     def used_mb(self) -> float:
         return sum(r.footprint_mb for r in self.resident.values())
@@ -70,7 +82,7 @@ class MemoryGovernor:
         if live is None:
             return self.profile_budget_mb
         # What our own models hold is not "available" to the kernel, but it is ours to reuse.
-        return min(self.profile_budget_mb, live + self.used_mb())
+        return max(0.0, min(self.profile_budget_mb, live + self.used_mb() - self.min_free_mb))
 
     def touch(self, key: tuple[str, str]) -> None:
         with self._lock:
@@ -117,9 +129,15 @@ class MemoryGovernor:
                     for r in self.resident.values()
                     if r not in victims
                 )
+                in_use = sum(
+                    r.footprint_mb
+                    for r in self.resident.values()
+                    if r not in victims and not r.pinned
+                )
                 raise MemoryBudgetError(
                     f"model '{resident.key[0]}' needs {need:.0f} MB but only {free:.0f} MB of "
-                    f"the {budget:.0f} MB budget can be freed; held by {held or 'nothing'}"
+                    f"the {budget:.0f} MB budget can be freed; held by {held or 'nothing'}",
+                    transient=free + in_use >= need,
                 )
             for r in victims:
                 del self.resident[r.key]
@@ -134,6 +152,35 @@ class MemoryGovernor:
                 for_model=resident.key[0],
             )
             evict(r.key)
+
+    def shed(self, evict: Callable[[tuple[str, str]], None]) -> list[tuple[str, str]]:
+        """Under memory pressure, unload idle models (LRU) until what aios holds fits again."""
+        with self._lock:
+            budget = self.budget_mb()
+            used = self.used_mb()
+            if used <= budget:
+                return []
+            victims = []
+            for r in sorted(
+                (r for r in self.resident.values() if not r.pinned and not r.busy()),
+                key=lambda r: r.last_used,
+            ):
+                if used <= budget:
+                    break
+                victims.append(r)
+                used -= r.footprint_mb
+                del self.resident[r.key]
+            self.shed_count += len(victims)
+        for r in victims:
+            log.info(
+                "model.shed",
+                model=r.key[0],
+                freed_mb=round(r.footprint_mb),
+                budget_mb=round(budget),
+                why="memory pressure: the device's free memory fell below what aios holds",
+            )
+            evict(r.key)
+        return [r.key for r in victims]
 
     def release(self, key: tuple[str, str]) -> None:
         with self._lock:
