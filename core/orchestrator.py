@@ -42,7 +42,7 @@ from aios.plugin_manager import PluginSet, build_plugin_manager
 from aios.record import ExecutionRecord
 from aios.routing import strategies
 from aios.routing.policy import RequestOptions, Route, RouteState, decide
-from aios.selection import Choice, choose
+from aios.selection import Choice, choose, first_backend
 from aios.skill import Skill
 from aios.sources import model_dir
 from aios.streams import drain
@@ -195,6 +195,46 @@ class Orchestrator:
         if isinstance(loaded.handle, TensorModel):  # NPU backends vote for power per call
             loaded.handle.power_mode = self.device.snapshot().power_mode
         return loaded
+
+    # -- explicit model control (operators, the service) ---------------------------------
+    def load_model(self, model_id: str, *, pin: bool = False) -> Loaded:
+        """Load a device model now, on its first usable backend, through the governor.
+
+        Raises ``NoModelAvailableError`` when no backend can run it here and
+        ``MemoryBudgetError`` when it does not fit.
+        """
+        spec = self._device_spec(model_id)
+        record = ExecutionRecord(skill="models.load", status="explained")
+        picked = first_backend(spec, self.profile, record, lambda name, _m: self.probe(name))
+        if picked is None:
+            why = "; ".join(d.reason for d in record.reasons if not d.accepted)
+            raise NoModelAvailableError(f"model '{model_id}' cannot load here: {why}")
+        loaded = self.loaded_model(Choice(model=spec, backend=picked[0]))
+        if pin:
+            self.models.pin(model_id)
+        return loaded
+
+    def unload_model(self, model_id: str) -> bool:
+        """Unload a model after its running calls finish; False if it was not loaded."""
+        self._device_spec(model_id)
+        return self.models.unload(model_id)
+
+    def pin_model(self, model_id: str, pinned: bool = True) -> bool:
+        """Keep a loaded model resident (never evicted or shed); False if it is not loaded."""
+        self._device_spec(model_id)
+        return self.models.pin(model_id, pinned)
+
+    def _device_spec(self, model_id: str) -> ModelSpec:
+        try:
+            spec = self.config.model(model_id)
+        except KeyError:
+            known = ", ".join(m.id for m in self.config.models)
+            raise NoModelAvailableError(
+                f"model '{model_id}' is not in the model matrix (models: {known})"
+            ) from None
+        if spec.tier is not Tier.device:
+            raise NoModelAvailableError(f"model '{model_id}' is a cloud model: nothing to load")
+        return spec
 
     # -- requests -------------------------------------------------------------------------
     def _validate(self, skill: type[Skill], inp: dict[str, Any] | BaseModel) -> BaseModel:

@@ -84,7 +84,7 @@ def choose(
                     accepted=False,
                 )
                 continue
-            picked = _first_backend(m, profile, record, probe)
+            picked = first_backend(m, profile, record, probe)
             if picked is None:
                 continue
             backend, backend_reason = picked
@@ -111,7 +111,7 @@ def choose(
     return None
 
 
-def _first_backend(
+def first_backend(
     m: ModelSpec,
     profile: DeviceProfile,
     record: ExecutionRecord,

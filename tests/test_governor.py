@@ -233,3 +233,22 @@ def test_memory_pressure_sheds_idle_models_lru_first_never_pinned_or_busy() -> N
     assert evicted == ["old", "new"]  # least recently used first; busy and pinned stay
     assert sorted(k[0] for k in gov.resident) == ["busy", "pinned"]
     assert gov.shed_count == 2
+
+
+def test_explicit_load_pin_and_unload(tmp_path: Path) -> None:
+    from aios.errors import NoModelAvailableError
+
+    orch = orchestrator(tmp_path, [("a", 600, ""), ("b", 600, "")])
+    try:
+        loaded = orch.load_model("a", pin=True)
+        assert loaded.handle.spec.id == "a" and loaded.load_ms > 0
+        with pytest.raises(MemoryBudgetError, match="held by a \\(600 MB, pinned\\)"):
+            orch.load_model("b")
+        assert orch.pin_model("a", False)
+        assert orch.load_model("b").handle.spec.id == "b"  # a, now unpinned, was evicted
+        assert orch.unload_model("b") and not orch.unload_model("b")
+        assert orch.governor.resident == {}
+        with pytest.raises(NoModelAvailableError, match="'zzz' is not in the model matrix"):
+            orch.load_model("zzz")
+    finally:
+        orch.close()
