@@ -62,7 +62,7 @@ def record(rec: ExecutionRecord) -> None:
     parts = []
     if rec.load_ms:
         parts.append(f"model load {rec.load_ms:,.0f} ms")
-    if rec.queue_ms:
+    if rec.queue_ms >= 1:  # sub-millisecond: the slot was free
         parts.append(f"queued {rec.queue_ms:,.0f} ms")
     if rec.ttft_ms is not None:
         parts.append(f"first token {rec.ttft_ms:,.0f} ms")
