@@ -74,7 +74,7 @@ def _ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIOS_LEDGER", str(tmp_path / "ledger.sqlite"))
 
 
-def make(tmp_path: Path, base: str, **kw: Any) -> Orchestrator:
+def make(tmp_path: Path, base: str, gemma_extra: str = "", **kw: Any) -> Orchestrator:
     params = dict(
         base=base, read_timeout=10.0, deadline=20.0, retries=2, breaker=5, cooldown=30.0, extra=""
     )
@@ -82,6 +82,7 @@ def make(tmp_path: Path, base: str, **kw: Any) -> Orchestrator:
     text = default_config_path().read_text(encoding="utf-8")
     text = text.replace("[routing]", CLOUD_SECTION.format(**params) + "\n[routing]")
     text = text.replace('[skills.summarize]\nmodels = ["gemma3-270m", "smollm2-135m-instruct"]', "")
+    text = text.replace('id = "gemma3-270m"\n', 'id = "gemma3-270m"\n' + gemma_extra)
     path = tmp_path / "oem.toml"
     path.write_text(text, encoding="utf-8")
     cfg, resolved = load_config(path)
@@ -357,3 +358,18 @@ def test_device_out_of_memory_moves_the_request_to_the_cloud(
     assert rec.tier.value == "cloud" and state.bodies
     assert any("device memory (memory_budget)" in d.reason for d in rec.reasons)
     assert orch.governor.used_mb() == 0, "nothing half-loaded on the device"
+
+
+def test_busy_device_model_moves_the_request_to_the_cloud(tmp_path: Path, cloud_proxy: Any) -> None:
+    base, state = cloud_proxy
+    orch = make(tmp_path, base, gemma_extra="max_queue = 0\n")
+    try:
+        holder = orch.stream("generate", {"prompt": "Once upon a time", "max_tokens": 8})
+        next(holder)  # gemma is mid-answer, holding its only slot; its queue takes nobody
+        result = orch.invoke("generate", {"prompt": "Hi", "max_tokens": 3})
+        list(holder)
+    finally:
+        orch.close()
+    rec = result.record
+    assert rec.tier.value == "cloud" and rec.model == "cloud-smol" and state.bodies
+    assert any("device busy (queue_full)" in d.reason for d in rec.reasons)

@@ -238,21 +238,6 @@ def test_full_queue_is_a_typed_error_when_the_cloud_is_not_allowed(
         orch.close()
 
 
-def test_a_busy_device_model_falls_over_to_the_cloud_tier(
-    tmp_path: Path, scripted_config: Path
-) -> None:
-    orch = _orch(tmp_path, scripted_config, "max_queue = 0\n")
-    try:
-        holder = orch.stream("generate", {"prompt": "x"}, model="small")
-        next(holder)
-        with pytest.raises(Exception) as info:  # the test config's cloud endpoint is closed
-            orch.invoke("generate", {"prompt": "y"}, options=RequestOptions(model="small"))
-        list(holder)
-        assert "cloud" in str(info.value)
-    finally:
-        orch.close()
-
-
 def test_unloading_while_queued_reloads_and_serves(tmp_path: Path, scripted_config: Path) -> None:
     orch = _orch(tmp_path, scripted_config)
     try:

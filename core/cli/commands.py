@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aios.cli import render
+from aios.cli.options import request_options
 from aios.errors import AIOSError, ConfigError, InvalidInputError
 
 SAMPLE_DOCUMENT = "sample_article.txt"
@@ -239,26 +240,6 @@ def _field_options(cls: Any, extra: list[str]) -> dict[str, Any]:
     return {k: v for k, v in vars(ns).items() if v is not None}
 
 
-def _options(args: argparse.Namespace) -> Any:
-    from pydantic import ValidationError
-
-    from aios.routing.policy import RequestOptions
-
-    try:
-        return RequestOptions(
-            model=args.model,
-            mode=args.mode,
-            sensitive=args.sensitive,
-            data_classes=frozenset(args.data_class),
-            priority=args.priority,
-            app=args.app,
-        )
-    except ValidationError as exc:
-        from aios.config.loader import validation_problems
-
-        raise AIOSError("invalid request options: " + "; ".join(validation_problems(exc))) from None
-
-
 def _payload(orch: Any, args: argparse.Namespace, extra: list[str]) -> tuple[Any, dict[str, Any]]:
     cls = orch.skill_class(args.skill)
     payload: dict[str, Any] = {}
@@ -279,7 +260,7 @@ def _payload(orch: Any, args: argparse.Namespace, extra: list[str]) -> tuple[Any
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     orch = _orchestrator(args)
     cls, payload = _payload(orch, args, extra)
-    return _invoke(orch, cls.name, payload, args, options=_options(args))
+    return _invoke(orch, cls.name, payload, args, options=request_options(args))
 
 
 def explain(args: argparse.Namespace, extra: list[str]) -> int:
@@ -290,7 +271,7 @@ def explain(args: argparse.Namespace, extra: list[str]) -> int:
     orch = _orchestrator(args)
     try:
         cls, payload = _payload(orch, args, extra)
-        record = orch.explain(cls.name, payload, _options(args))
+        record = orch.explain(cls.name, payload, request_options(args))
     finally:
         orch.close()
     if args.json:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-from aios.errors import AIOSError
+from aios.cli.options import add_routing_arguments, request_options
 
 SAMPLE_DOCUMENT = "sample_article.txt"
 WHY_STAGES = ("tier", "device", "model")
@@ -32,32 +32,8 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     p.add_argument(
         "--text", metavar="T", help="the request's text (default: the bundled sample document)"
     )
-    p.add_argument(
-        "--mode", choices=["local_only", "prefer_local", "prefer_cloud"], help="the user's choice"
-    )
-    p.add_argument("--sensitive", action="store_true", help="never send the request to the cloud")
-    p.add_argument(
-        "--data-class",
-        action="append",
-        default=[],
-        metavar="CLASS",
-        help="kind of user data in the request (photos, contacts, ...); repeatable",
-    )
+    add_routing_arguments(p)
     p.set_defaults(handler=simulate)
-
-
-def _options(args: argparse.Namespace) -> Any:
-    from pydantic import ValidationError
-
-    from aios.config.loader import validation_problems
-    from aios.routing.policy import RequestOptions
-
-    try:
-        return RequestOptions(
-            mode=args.mode, sensitive=args.sensitive, data_classes=frozenset(args.data_class)
-        )
-    except ValidationError as exc:
-        raise AIOSError("invalid request options: " + "; ".join(validation_problems(exc))) from None
 
 
 def simulate(args: argparse.Namespace) -> int:
@@ -66,7 +42,7 @@ def simulate(args: argparse.Namespace) -> int:
     from aios.orchestrator import Orchestrator
 
     trace = load_trace(args.trace)
-    opts = _options(args)
+    opts = request_options(args)
     cfg, path = load_config(args.config)
     sim = SimulatedProvider(trace)
     monitor = DeviceMonitor(cfg.device_policy, [sim], cache_s=0, source=f"trace {trace.path.name}")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aios.cli import device_commands
+from aios.cli.options import add_routing_arguments
 from aios.errors import AIOSError
 
 EXIT_INTERRUPTED = 130
@@ -44,24 +45,7 @@ def _request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text", metavar="T", help="the text input")
     p.add_argument("--input", metavar="JSON", help="the whole input as a JSON object")
     p.add_argument("--model", metavar="ID", help="run on this model of the matrix")
-    p.add_argument(
-        "--mode", choices=["local_only", "prefer_local", "prefer_cloud"], help="the user's choice"
-    )
-    p.add_argument("--sensitive", action="store_true", help="never send this request to the cloud")
-    p.add_argument(
-        "--data-class",
-        action="append",
-        default=[],
-        metavar="CLASS",
-        help="kind of user data in the request (photos, contacts, messages, ...); repeatable",
-    )
-    p.add_argument(
-        "--priority",
-        choices=["foreground", "background"],
-        default="foreground",
-        help="queue priority when the model is busy (default foreground)",
-    )
-    p.add_argument("--app", metavar="NAME", help="the calling app (apps take turns in queues)")
+    add_routing_arguments(p)
 
 
 def _report_parser(sub: Any) -> None:

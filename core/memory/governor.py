@@ -114,11 +114,7 @@ class MemoryGovernor:
                 )
             victims: list[Resident] = []
             free = budget - self.used_mb()
-            idle = sorted(
-                (r for r in self.resident.values() if not r.pinned and not r.busy()),
-                key=lambda r: r.last_used,
-            )
-            for r in idle:
+            for r in self._idle_lru():
                 if free >= need:
                     break
                 victims.append(r)
@@ -161,10 +157,7 @@ class MemoryGovernor:
             if used <= budget:
                 return []
             victims = []
-            for r in sorted(
-                (r for r in self.resident.values() if not r.pinned and not r.busy()),
-                key=lambda r: r.last_used,
-            ):
+            for r in self._idle_lru():
                 if used <= budget:
                     break
                 victims.append(r)
@@ -181,6 +174,11 @@ class MemoryGovernor:
             )
             evict(r.key)
         return [r.key for r in victims]
+
+    def _idle_lru(self) -> list[Resident]:
+        """Models that may be unloaded now (not pinned, not in use), least recently used first."""
+        idle = (r for r in self.resident.values() if not r.pinned and not r.busy())
+        return sorted(idle, key=lambda r: r.last_used)
 
     def release(self, key: tuple[str, str]) -> None:
         with self._lock:
