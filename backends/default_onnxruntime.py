@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,12 +63,9 @@ class OnnxRuntimeBackend(Backend):
         if spec.threads:
             so.intra_op_num_threads = spec.threads
         so.log_severity_level = 3  # warnings and below go nowhere near the user's terminal
-        try:
-            import onnxruntime_extensions  # custom ops some shipped encoders need
-
-            so.register_custom_ops_library(onnxruntime_extensions.get_library_path())
-        except ImportError:
-            pass
+        library = extensions_library()  # custom ops some shipped encoders need
+        if library is not None:
+            so.register_custom_ops_library(library)
         return so, ["CPUExecutionProvider"]
 
     def footprint_mb(self, spec: ModelSpec, path: Path) -> float | None:
@@ -94,6 +93,30 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:
             raise ModelError(f"model '{spec.id}': onnxruntime cannot load {path}: {exc}") from exc
         return OnnxModel(spec, self.name, session)
+
+
+@functools.cache
+def extensions_library() -> str | None:
+    """Path of onnxruntime-extensions' custom-op library, or None when it is not installed.
+
+    Found without importing the package: its ``__init__`` imports torch when torch is
+    installed (1.5 s on every first model load of a process with the build extra).
+    """
+    try:
+        spec = importlib.util.find_spec("onnxruntime_extensions")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        for lib in sorted(Path(folder).glob("_extensions_pydll*")):
+            if lib.suffix in (".so", ".pyd", ".dylib"):
+                return str(lib)
+    try:
+        import onnxruntime_extensions
+    except ImportError:
+        return None
+    return str(onnxruntime_extensions.get_library_path())
 
 
 def package_version(name: str) -> str | None:

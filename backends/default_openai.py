@@ -1,11 +1,14 @@
 """The cloud tier: any OpenAI-compatible server (vLLM, llama.cpp server, a vendor API).
 
 One ``EndpointClient`` and circuit breaker per configured endpoint; a cloud model is a handle
-that speaks chat/completions (messages) or completions (prompt) over SSE, and embeddings.
+that speaks chat/completions (messages) or completions (prompt) over SSE, embeddings, and
+images/generations (for models with the `image-generation` capability).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import threading
 import time
@@ -18,8 +21,10 @@ from aios.backend import (
     Backend,
     CancelSignal,
     Done,
+    GeneratedImages,
     GenerationEvent,
     GenerationRequest,
+    ImageGenerator,
     TextGenerator,
     Token,
 )
@@ -38,7 +43,7 @@ def estimate_tokens(text: str) -> int:
     return cjk + int(len(_WORD.findall(text)) * 1.3)
 
 
-class CloudModel(TextGenerator):
+class CloudModel(TextGenerator, ImageGenerator):
     # A remote server batches concurrent calls itself; the config's max_concurrency limits
     # how many this device keeps in flight.
     parallel = 64
@@ -119,6 +124,45 @@ class CloudModel(TextGenerator):
             return [_pooled(row["embedding"]) for row in rows]
         except (KeyError, TypeError, ValueError):
             raise CloudResponseError("endpoint sent a malformed embeddings body") from None
+
+    def generate_images(self, prompt: str, *, size: str, n: int = 1) -> GeneratedImages:
+        """POST images/generations (the OpenAI images API), asking for base64 PNG data."""
+        self._check_open()
+        t0 = time.perf_counter()
+        body = {
+            "model": self.remote,
+            "prompt": prompt,
+            "n": n,
+            "size": size,
+            "response_format": "b64_json",
+        }
+        data = self.client.post_json("images/generations", body)
+        name = self.client.endpoint.name
+        rows = data.get("data")
+        if not isinstance(rows, list) or not rows:
+            raise CloudResponseError(f"endpoint '{name}' sent an images body without `data`")
+        images: list[dict[str, str]] = []
+        for row in rows:
+            b64 = row.get("b64_json") if isinstance(row, dict) else None
+            url = row.get("url") if isinstance(row, dict) else None
+            if isinstance(b64, str) and b64:
+                try:
+                    base64.b64decode(b64, validate=True)
+                except (binascii.Error, ValueError):
+                    raise CloudResponseError(
+                        f"endpoint '{name}' sent image data that is not base64"
+                    ) from None
+                images.append({"b64_png": b64})
+            elif isinstance(url, str) and url:
+                images.append({"url": url})
+            else:
+                raise CloudResponseError(f"endpoint '{name}' sent an image with no data or url")
+        return GeneratedImages(
+            images=images,
+            backend_ms=(time.perf_counter() - t0) * 1000,
+            cost_cny=self.client.endpoint.call_cost(0, 0),
+            retries=self.client.last_retries,
+        )
 
     def _check_open(self) -> None:
         if self.closed:

@@ -13,6 +13,7 @@ from aios.backend import (
     TextGenerator,
     Token,
 )
+from aios.builders import ModelBuilder
 from aios.context import Completion, SkillContext
 from aios.errors import (
     AIOSError,
@@ -53,6 +54,7 @@ __all__ = [
     "GenerationRequest",
     "InvalidInputError",
     "LoadedModel",
+    "ModelBuilder",
     "ModelError",
     "NoModelAvailableError",
     "Orchestrator",

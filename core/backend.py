@@ -8,7 +8,7 @@ turns a model file into a ``LoadedModel``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
@@ -125,9 +125,32 @@ class TensorModel(LoadedModel):
     # "performance" | "balanced" | "power_saver": set by the orchestrator from device state;
     # NPU backends map it to their power vote for each call (QNN: the HTP performance mode).
     power_mode: str = "balanced"
+    # Names of the model's inputs and outputs, in the model's order (set by the backend).
+    input_names: Sequence[str] = ()
+    output_names: Sequence[str] = ()
 
     @abstractmethod
     def run(self, inputs: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@dataclass
+class GeneratedImages:
+    """What one image-generation call returned, with its accounting."""
+
+    # One dict per image: {"b64_png": base64 data} or {"url": where the endpoint put it}.
+    images: list[dict[str, str]]
+    backend_ms: float
+    cost_cny: float = 0.0
+    retries: int = 0
+
+
+class ImageGenerator(LoadedModel):
+    """A loaded model that makes images from a text prompt (an OpenAI-style images endpoint)."""
+
+    @abstractmethod
+    def generate_images(self, prompt: str, *, size: str, n: int = 1) -> GeneratedImages:
+        """Images for ``prompt`` of ``size`` ("WIDTHxHEIGHT"); raise ``CloudError`` and the
+        like on failure."""
 
 
 class Backend(ABC):

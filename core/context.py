@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 import structlog
 from pydantic import BaseModel
 
-from aios.backend import Done, GenerationRequest, TextGenerator, Token
-from aios.config.schema import ModelSpec, PromptFormat
+from aios.backend import (
+    Done,
+    GeneratedImages,
+    GenerationRequest,
+    ImageGenerator,
+    LoadedModel,
+    TensorModel,
+    TextGenerator,
+    Token,
+)
+from aios.config.schema import ModelSpec, OEMConfig, PromptFormat
 from aios.errors import (
     CancelledError,
     GenerationError,
+    InvalidInputError,
     ModelError,
     NoModelAvailableError,
     PluginError,
@@ -26,6 +38,7 @@ from aios.record import ExecutionRecord, Stage
 from aios.routing.policy import RequestOptions
 from aios.scheduler import Gate, ModelRetiredError
 from aios.streams import drain
+from aios.types import Capability
 
 if TYPE_CHECKING:
     from aios.orchestrator import Orchestrator
@@ -71,14 +84,16 @@ class SkillContext:
         choice: Choice | None,
         cancel: threading.Event,
         started: float,
+        on_progress: Callable[[int, int, str], None] | None = None,
     ) -> None:
         self._orch = orchestrator
         self.record = record
         self._choice = choice
         self.cancel = cancel
         self._started = started
-        self._handle: TextGenerator | None = None
-        self._gate: Gate | None = None
+        self._resident_models: dict[tuple[str, str], tuple[LoadedModel, Gate]] = {}
+        self._aux: dict[Capability, Choice] = {}
+        self._on_progress = on_progress
         self._acc = _Accounting()
         self.want_logprobs = False
         self.log = structlog.get_logger("aios.skill").bind(
@@ -87,7 +102,9 @@ class SkillContext:
 
     def fork(self, choice: Choice) -> SkillContext:
         """A context for the same request on another model (cloud fallback, cascade)."""
-        other = SkillContext(self._orch, self.record, choice, self.cancel, self._started)
+        other = SkillContext(
+            self._orch, self.record, choice, self.cancel, self._started, self._on_progress
+        )
         other._acc = self._acc
         other.want_logprobs = self.want_logprobs
         return other
@@ -102,7 +119,17 @@ class SkillContext:
         acc = self._acc
         return acc.logprob_sum / acc.logprob_tokens if acc.logprob_tokens else None
 
-    # -- what the skill may ask about its model -------------------------------------------
+    # -- what the skill may ask about its device and model --------------------------------
+    @property
+    def config(self) -> OEMConfig:
+        """The OEM config the orchestrator runs (read-only for skills)."""
+        return self._orch.config
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative config paths are taken from."""
+        return self._orch.base_dir
+
     @property
     def model(self) -> ModelSpec | None:
         return self._choice.model if self._choice else None
@@ -135,27 +162,25 @@ class SkillContext:
         if self.cancel.is_set():
             raise CancelledError(f"request {self.record.request_id} was cancelled")
 
-    # -- generation -----------------------------------------------------------------------
-    def _text_model(self) -> TextGenerator:
-        if self._handle is None:
-            if self._choice is None:
-                raise NoModelAvailableError("no text-generation model was chosen")
-            loaded = self._orch.loaded_model(self._choice, self.cancel)
-            if not isinstance(loaded.handle, TextGenerator):
-                raise ModelError(f"model '{self._choice.model.id}' cannot generate text")
+    # -- model access -----------------------------------------------------------------------
+    def _resident(self, choice: Choice) -> tuple[LoadedModel, Gate]:
+        """The chosen model loaded (or reused) for this request, with its scheduler gate."""
+        key = (choice.model.id, choice.backend)
+        if key not in self._resident_models:
+            loaded = self._orch.loaded_model(choice, self.cancel)
             self.record.load_ms += loaded.load_ms
             self.record.queue_ms += loaded.wait_ms
-            self._handle, self._gate = loaded.handle, loaded.gate
-        return self._handle
+            self._resident_models[key] = (loaded.handle, loaded.gate)
+        return self._resident_models[key]
 
     @contextmanager
-    def _slot(self) -> Iterator[TextGenerator]:
+    def _slot(self, choice: Choice) -> Iterator[LoadedModel]:
         """The model with one of its slots held: queued fairly, by this request's priority."""
+        key = (choice.model.id, choice.backend)
         for attempt in (1, 2):
-            handle = self._text_model()
-            assert self._gate is not None
+            handle, gate = self._resident(choice)
             try:
-                waited = self._gate.acquire(
+                waited = gate.acquire(
                     self.record.priority,
                     self.record.app or "",
                     self.cancel,
@@ -163,18 +188,117 @@ class SkillContext:
                 )
             except ModelRetiredError:
                 # Unloaded (evicted or by an operator) while we waited: load it again, once.
-                self._handle = self._gate = None
+                self._resident_models.pop(key, None)
                 if attempt == 2:
                     raise
                 continue
             self.record.queue_ms += waited * 1000
             break
-        gate = self._gate
         try:
             yield handle
         finally:
             gate.release()
 
+    def _text_model(self) -> TextGenerator:
+        if self._choice is None:
+            raise NoModelAvailableError("no text-generation model was chosen")
+        handle, _ = self._resident(self._choice)
+        if not isinstance(handle, TextGenerator):
+            raise ModelError(f"model '{self._choice.model.id}' cannot generate text")
+        return handle
+
+    def _model_for(self, capability: Capability | None) -> Choice:
+        """The skill's chosen model, or for another capability an auxiliary device model.
+
+        Auxiliary models (the photo tagger an indexer needs beside its text encoder) are
+        chosen on the device tier only: they exist to read the user's own data.
+        """
+        choice = self._choice
+        if choice is not None and (capability is None or capability in choice.model.capabilities):
+            return choice
+        if capability is None:
+            raise NoModelAvailableError("no model was chosen for this request")
+        if capability not in self._aux:
+            aux = self._orch.auxiliary_model(self.record.skill, capability, self.record)
+            if aux is None:
+                raise NoModelAvailableError(
+                    f"no on-device model with capability '{capability.value}' can run here"
+                )
+            self._aux[capability] = aux
+        return self._aux[capability]
+
+    def tensor_model(self, capability: Capability | None = None) -> ModelSpec:
+        """The spec of the model ``run_tensor(..., capability)`` would use (its family, id)."""
+        return self._model_for(capability).model
+
+    def run_tensor(
+        self, inputs: dict[str, Any], capability: Capability | None = None
+    ) -> dict[str, Any]:
+        """Run a tensor model (ONNX, TFLite) on named inputs; outputs by name.
+
+        ``capability`` picks an auxiliary on-device model when the skill's own model lacks it.
+        """
+        self.check_cancelled()
+        choice = self._model_for(capability)
+        with self._slot(choice) as handle:
+            if not isinstance(handle, TensorModel):
+                raise ModelError(f"model '{choice.model.id}' is not a tensor model")
+            t0 = time.perf_counter()
+            try:
+                outputs = handle.run(inputs)
+            finally:
+                self._acc.inference_ms += (time.perf_counter() - t0) * 1000
+        self.record.model_calls += 1
+        return outputs
+
+    def generate_images(self, prompt: str, *, size: str, n: int = 1) -> GeneratedImages:
+        """Images for ``prompt`` from the chosen image-generation model (a cloud endpoint)."""
+        self.check_cancelled()
+        if self._choice is None:
+            raise NoModelAvailableError("no image-generation model was chosen")
+        with self._slot(self._choice) as handle:
+            if not isinstance(handle, ImageGenerator):
+                raise ModelError(f"model '{self._choice.model.id}' cannot generate images")
+            t0 = time.perf_counter()
+            try:
+                result = handle.generate_images(prompt, size=size, n=n)
+            finally:
+                self._acc.inference_ms += (time.perf_counter() - t0) * 1000
+        self.record.model_calls += 1
+        self.record.cost_cny += result.cost_cny
+        return result
+
+    def tensor_io(self, capability: Capability | None = None) -> tuple[list[str], list[str]]:
+        """Input and output names of the tensor model ``capability`` selects (loads it)."""
+        handle, _ = self._resident(self._model_for(capability))
+        if not isinstance(handle, TensorModel):
+            raise ModelError(f"model '{handle.spec.id}' is not a tensor model")
+        return list(handle.input_names), list(handle.output_names)
+
+    def embed(self, texts: Sequence[str], batch: int = 64) -> np.ndarray:
+        """Unit-length sentence embeddings, shape (len(texts), d), from the embedding model.
+
+        Sentence encoders that take raw strings (the shipped multilingual USE) are fed through
+        their single string input; batches bound the memory a long list can take.
+        """
+        if not texts:
+            raise InvalidInputError(self.record.skill, ["nothing to embed"])
+        names_in, names_out = self.tensor_io(Capability.embedding)
+        parts = []
+        for i in range(0, len(texts), batch):
+            arr = np.asarray(list(texts[i : i + batch]), dtype=object)
+            out = self.run_tensor({names_in[0]: arr}, Capability.embedding)[names_out[0]]
+            parts.append(np.asarray(out, dtype=np.float32).reshape(len(arr), -1))
+        vecs = np.concatenate(parts)
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        return vecs / np.maximum(norms, 1e-12)
+
+    def progress(self, done: int, total: int, what: str = "") -> None:
+        """Report progress of a long request (indexing) to whoever asked to watch it."""
+        if self._on_progress is not None:
+            self._on_progress(done, total, what)
+
+    # -- generation -----------------------------------------------------------------------
     def stream(
         self,
         prompt: Prompt,
@@ -206,7 +330,10 @@ class SkillContext:
         parts: list[str] = []
         done: Done | None = None
         halt = _Halt(self.cancel)
-        with self._slot() as handle:
+        assert self._choice is not None
+        self._text_model()
+        with self._slot(self._choice) as slot:
+            handle = cast(TextGenerator, slot)
             t0 = time.perf_counter()
             try:
                 for event in handle.stream(request, halt):

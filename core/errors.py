@@ -122,3 +122,9 @@ class PolicyError(AIOSError):
     """Routing policy forbids every way to serve the request (e.g. private data, cloud only)."""
 
     code = "policy_refused"
+
+
+class IndexStoreError(AIOSError):
+    """The on-device search index cannot be opened or written as asked (version, model mix)."""
+
+    code = "index_store_error"

@@ -1,7 +1,8 @@
 """The aios hook specifications: the whole plugin API in one place.
 
-Built-in skills and backends use these same hooks (see ``aios.plugin_manager.DEFAULT_PLUGINS``),
-so anything a built-in can do, a third-party plugin can do too.
+Built-in skills, backends and model builders use these same hooks (see
+``aios.plugin_manager.DEFAULT_PLUGINS``), so anything a built-in can do, a third-party plugin
+can do too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from aios.backend import Backend
+    from aios.builders import ModelBuilder
     from aios.skill import Skill
 
 PROJECT = "aios"
@@ -36,4 +38,16 @@ def register_backends(register: Callable[[type[Backend]], None]) -> None:
 
     Backends are chosen by the OEM config's order, never by hook order. A backend must not
     import its runtime (llama_cpp, onnxruntime, ...) at module top: ``probe`` and ``load`` do.
+    """
+
+
+@hookspec
+def register_model_builders(register: Callable[[type[ModelBuilder]], None]) -> None:
+    """Register model builder classes: call ``register(MyBuilder)`` once per class.
+
+    A builder makes a model file once, ahead of use (``aios models build NAME``): e.g. exports
+    PyTorch weights to ONNX, or quantizes an ONNX file. Config models name it in
+    ``source = { builder = "NAME", file = "..." }``. The core validates each class and refuses
+    a name another plugin already registered. Build-time packages (torch, ...) must not be
+    imported at module top: ``probe`` and ``build`` do.
     """

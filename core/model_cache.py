@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -39,9 +41,11 @@ class ModelCache:
         cache_dir: Path,
         governor: MemoryGovernor | None = None,
         scheduling: SchedulingSettings | None = None,
+        builders: Mapping[str, Any] | None = None,
     ) -> None:
         self.base_dir = base_dir
         self.cache_dir = cache_dir
+        self.builders = builders  # model builders, to say what a missing build needs
         self.governor = governor
         self.scheduling = scheduling or SchedulingSettings()
         self._loaded: dict[tuple[str, str], LoadedModel] = {}
@@ -66,7 +70,7 @@ class ModelCache:
                     return Loaded(self._loaded[key], self._gates[key])
             t0 = time.perf_counter()
             path = (
-                sources.resolve(spec, self.base_dir, self.cache_dir)
+                sources.resolve(spec, self.base_dir, self.cache_dir, self.builders)
                 if spec.tier is Tier.device
                 else None
             )

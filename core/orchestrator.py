@@ -11,7 +11,7 @@ import difflib
 import os
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,11 +42,11 @@ from aios.plugin_manager import PluginSet, build_plugin_manager
 from aios.record import ExecutionRecord
 from aios.routing import strategies
 from aios.routing.policy import RequestOptions, Route, RouteState, decide
-from aios.selection import Choice, choose, first_backend
+from aios.selection import Choice, choose, choose_auxiliary, first_backend
 from aios.skill import Skill
 from aios.sources import model_dir
 from aios.streams import drain
-from aios.types import Tier
+from aios.types import Capability, Tier
 
 log = structlog.get_logger("aios")
 
@@ -107,6 +107,7 @@ class Orchestrator:
             skills=self.plugins.skills,
             base_dir=self.base_dir,
             check_sources=False,  # a missing file fails that model's requests, not the device
+            builders=self.plugins.builders,
         )
         try:
             self.profile = config.profile(profile)
@@ -133,6 +134,7 @@ class Orchestrator:
             model_dir(config.storage.model_dir, self.base_dir),
             self.governor,
             config.scheduling,
+            builders=self.plugins.builders,
         )
         self._has_cloud = any(m.tier is Tier.cloud for m in config.models)
         self._difficulty_router: Any = None
@@ -290,9 +292,9 @@ class Orchestrator:
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.base_dir / p
 
-    def choose_model(
-        self, cls: type[Skill], record: ExecutionRecord, route: Route, requested: str | None
-    ) -> Choice | None:
+    def _probe_for(
+        self, record: ExecutionRecord
+    ) -> Callable[[str, ModelSpec], Availability | None]:
         def probe(name: str, model: ModelSpec) -> Availability | None:
             # A first probe loads the backend's runtime: count it as load, not overhead.
             t0 = time.perf_counter()
@@ -306,7 +308,23 @@ class Orchestrator:
             why_not = backend.health(model) if backend else None
             return Availability(False, why_not) if why_not else avail
 
-        choice = choose(self.config, self.profile, cls, record, probe, route, requested)
+        return probe
+
+    def auxiliary_model(
+        self, skill: str, capability: Capability, record: ExecutionRecord
+    ) -> Choice | None:
+        """A device model with ``capability`` for a skill that needs one beside its own."""
+        cls = self.skill_class(skill)
+        return choose_auxiliary(
+            self.config, self.profile, cls, capability, record, self._probe_for(record)
+        )
+
+    def choose_model(
+        self, cls: type[Skill], record: ExecutionRecord, route: Route, requested: str | None
+    ) -> Choice | None:
+        choice = choose(
+            self.config, self.profile, cls, record, self._probe_for(record), route, requested
+        )
         if choice is not None:
             record.model, record.backend = choice.model.id, choice.backend
             record.tier = choice.model.tier
@@ -321,6 +339,7 @@ class Orchestrator:
         cancel: threading.Event | None,
         parent: ExecutionRecord | None,
         streaming: bool,
+        on_progress: Callable[[int, int, str], None] | None = None,
     ) -> Generator[str, None, Result]:
         started = time.perf_counter()
         record = ExecutionRecord(skill=name, priority=opts.priority, app=opts.app)
@@ -335,13 +354,13 @@ class Orchestrator:
             skill = self._instance(cls)
             if not cls.capabilities:
                 record.decide("model", "skill needs no model", None)
-                ctx = SkillContext(self, record, None, cancel, started)
+                ctx = SkillContext(self, record, None, cancel, started, on_progress)
                 output = yield from skill.stream(valid, ctx)
             else:
                 route = decide(self.config, cls, opts, self.route_state(cls, valid, opts))
                 route.apply(record)
                 choice = self.choose_model(cls, record, route, opts.model)
-                ctx = SkillContext(self, record, choice, cancel, started)
+                ctx = SkillContext(self, record, choice, cancel, started, on_progress)
                 if choice is None:
                     output = strategies.no_model(self, cls, skill, valid, ctx, opts)
                 elif route.cascade and choice.model.tier is Tier.device:
@@ -417,9 +436,15 @@ class Orchestrator:
         options: RequestOptions | None = None,
         cancel: threading.Event | None = None,
         parent: ExecutionRecord | None = None,
+        on_progress: Callable[[int, int, str], None] | None = None,
     ) -> Result:
+        """Run a skill to completion. ``on_progress(done, total, what)`` hears long requests."""
         opts = options or RequestOptions(model=model)
-        return drain(self._execute(skill, inp, opts, cancel, parent, streaming=False))
+        return drain(
+            self._execute(
+                skill, inp, opts, cancel, parent, streaming=False, on_progress=on_progress
+            )
+        )
 
     def stream(
         self,

@@ -20,6 +20,7 @@ import structlog
 
 from aios import hookspecs
 from aios.backend import Backend
+from aios.builders import ModelBuilder, builder_problems
 from aios.config.schema import ModelFormat
 from aios.errors import PluginError
 from aios.skill import Skill, contract_problems
@@ -35,9 +36,10 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "aios.backends.default_openai",
     "aios.plugins.default_summarize",
     "aios.plugins.default_generate",
+    "aios.plugins.default_vision",
+    "aios.plugins.default_image_generate",
+    "aios.plugins.default_search",
 )
-
-REGISTER_HOOKS = ("register_backends", "register_skills")
 
 log = structlog.get_logger("aios.plugins")
 
@@ -66,6 +68,7 @@ class PluginSet:
     plugins: list[PluginInfo] = field(default_factory=list)
     skills: dict[str, type[Skill]] = field(default_factory=dict)
     backends: dict[str, type[Backend]] = field(default_factory=dict)
+    builders: dict[str, type[ModelBuilder]] = field(default_factory=dict)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> plugin
     failures: list[PluginFailure] = field(default_factory=list)
 
@@ -83,6 +86,14 @@ def _backend_problems(cls: Any) -> list[str]:
     if not isinstance(getattr(cls, "description", None), str):
         problems.append("description must be a string")
     return problems
+
+
+# register hook -> (kind, the PluginSet field it fills, the validator of what it is handed).
+REGISTER_HOOKS: dict[str, tuple[str, str, Callable[[Any], list[str]]]] = {
+    "register_backends": ("backend", "backends", _backend_problems),
+    "register_skills": ("skill", "skills", contract_problems),
+    "register_model_builders": ("builder", "builders", builder_problems),
+}
 
 
 def _plugin_name(pm: pluggy.PluginManager, plugin: object) -> str:
@@ -173,8 +184,10 @@ def _collect_one(ps: PluginSet, info: PluginInfo, strict: bool) -> None:
     pm = ps.manager
     plugin = pm.get_plugin(info.name)
     others = [p for p in pm.get_plugins() if p is not plugin]
-    staged: dict[str, dict[str, Any]] = {"skill": {}, "backend": {}}
-    targets: dict[str, dict[str, Any]] = {"skill": ps.skills, "backend": ps.backends}
+    staged: dict[str, dict[str, Any]] = {kind: {} for kind, _, _ in REGISTER_HOOKS.values()}
+    targets: dict[str, dict[str, Any]] = {
+        kind: getattr(ps, attr) for kind, attr, _ in REGISTER_HOOKS.values()
+    }
 
     def make_register(kind: str, problems_of: Callable[[Any], list[str]]) -> Callable:
         def register(item: Any) -> None:
@@ -190,9 +203,7 @@ def _collect_one(ps: PluginSet, info: PluginInfo, strict: bool) -> None:
         return register
 
     try:
-        for hook in REGISTER_HOOKS:
-            kind = "backend" if hook == "register_backends" else "skill"
-            problems_of = _backend_problems if kind == "backend" else contract_problems
+        for hook, (kind, _, problems_of) in REGISTER_HOOKS.items():
             caller = pm.subset_hook_caller(hook, remove_plugins=others)
             caller(register=make_register(kind, problems_of))
     except Exception as exc:

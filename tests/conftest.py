@@ -158,3 +158,20 @@ def reference() -> Iterator[Orchestrator]:
         yield orch
     finally:
         orch.close()
+
+
+@pytest.fixture(scope="session")
+def vision_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model dir holding EfficientNet-Lite0 FP32 and INT8 ONNX, built once per session by the
+    real builders (`aios models build`); skipped when the build packages are missing."""
+    from aios.builders import run_builder
+    from aios.plugins.vision_build import BUILDERS
+
+    for cls in BUILDERS:
+        avail = cls().probe()
+        if not avail.available:
+            pytest.skip(f"cannot build {cls.name}: {avail.reason} ({cls.requires})")
+    where = tmp_path_factory.mktemp("vision-models")
+    for cls in BUILDERS:
+        run_builder(cls, where)
+    return where

@@ -84,7 +84,11 @@ def config_validate(args: argparse.Namespace) -> int:
             )
         ps = plugin_sets[key]
         report[name] = check_config(
-            cfg, backends=ps.backends, skills=ps.skills, base_dir=path.parent
+            cfg,
+            backends=ps.backends,
+            skills=ps.skills,
+            base_dir=path.parent,
+            builders=ps.builders,
         )
     bad = {k: v for k, v in report.items() if v}
     if args.json:
@@ -172,7 +176,9 @@ def models_ls(args: argparse.Namespace) -> int:
         if m.tier is Tier.device:
             backend = next((orch.backend(b) for b in m.backends if orch.backend(b)), None)
             try:
-                path = sources.resolve(m, orch.base_dir, orch.models.cache_dir)
+                path = sources.resolve(
+                    m, orch.base_dir, orch.models.cache_dir, orch.plugins.builders
+                )
                 est = backend.footprint_mb(m, path) if backend else None
             except AIOSError as exc:
                 row["note"] = str(exc)
@@ -250,6 +256,8 @@ def _payload(orch: Any, args: argparse.Namespace, extra: list[str]) -> tuple[Any
             raise InvalidInputError(cls.name, [f"--input is not valid JSON: {exc}"]) from None
         if not isinstance(payload, dict):
             raise InvalidInputError(cls.name, ["--input must be a JSON object"])
+    if cls.file_field and args.file:
+        payload[cls.file_field] = str(Path(args.file).expanduser())  # the skill reads it
     text = _read_text(args) if cls.text_field else None
     if text is not None:
         payload[cls.text_field] = text
@@ -348,6 +356,6 @@ def _invoke(orch: Any, skill: str, payload: dict[str, Any], args: Any, options: 
     if args.json:
         _emit_json(result.to_dict())
     else:
-        render.output(result.output)
+        render.output(result.output, skill)
         render.record(result.record)
     return 0

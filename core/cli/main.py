@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from aios.cli import device_commands
+from aios.cli import device_commands, index_commands, model_commands
 from aios.cli.options import add_routing_arguments
 from aios.errors import AIOSError
 
@@ -41,7 +41,7 @@ def _log_level(p: argparse.ArgumentParser, default: Any) -> None:
 
 def _request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("skill")
-    p.add_argument("--file", metavar="F", help="read the text input from a file")
+    p.add_argument("--file", metavar="F", help="read the text input from a file (image: the photo)")
     p.add_argument("--text", metavar="T", help="the text input")
     p.add_argument("--input", metavar="JSON", help="the whole input as a JSON object")
     p.add_argument("--model", metavar="ID", help="run on this model of the matrix")
@@ -143,10 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     q = msub.add_parser("ls", help="list models with estimated footprint and budget fit")
     _common(q)
+    model_commands.add_build_parser(msub, _common)
 
     _report_parser(sub)
     _router_parser(sub)
     device_commands.add_parser(sub, _common)
+    index_commands.add_parser(sub, _common)
 
     p = sub.add_parser("demo", help="summarize the bundled sample document (the main job)")
     _common(p)

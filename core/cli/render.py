@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -35,8 +37,12 @@ def backends_table(rows: list[dict[str, Any]], profile: str) -> None:
         )
 
 
-def output(out: BaseModel) -> None:
+def output(out: BaseModel, skill: str | None = None) -> None:
     data = out.model_dump(mode="json")
+    special = _BY_SKILL.get(skill or "")
+    if special is not None:
+        special(data)
+        return
     # The first text field is the answer; the rest are details about it.
     main = next((k for k, v in data.items() if isinstance(v, str)), None)
     if main is not None:
@@ -101,3 +107,46 @@ def cost(data: dict[str, Any]) -> None:
     print(f"cloud spend     {data['spent_cny']:.4f} CNY")
     print(f"all-cloud cost  {data['all_cloud_cny']:.4f} CNY (saved {data['saved_cny']:.4f} CNY)")
     print(f"source          {data['source']}")
+
+
+def search_results(data: dict[str, Any]) -> None:
+    understood = {k: v for k, v in data["understood"].items() if v and k != "spans"}
+    if understood:
+        print("understood: " + json.dumps(understood, ensure_ascii=False))
+    if not data["results"]:
+        print("no results")
+    for n, r in enumerate(data["results"], 1):
+        when = f"  {r['taken_at']}" if r["taken_at"] else ""
+        place = f"  @ {r['place']}" if r["place"] else ""
+        print(f"{n:>2}. [{r['kind']}] {r['path']}{when}{place}")
+        print(f"    score {r['score']:.4f}  why: {', '.join(r['why']) or '-'}")
+        if r["tags"]:
+            print(f"    tags: {', '.join(r['tags'])}")
+        if r["snippet"]:
+            print(f"    {r['snippet']}")
+
+
+def index_report(data: dict[str, Any]) -> None:
+    print(
+        f"indexed {data['root']}: {data['new']} new, {data['changed']} changed, "
+        f"{data['moved']} moved, {data['deleted']} deleted, {data['unchanged']} unchanged, "
+        f"{len(data['skipped'])} skipped, {data['ignored']} ignored; {data['chunks']} chunks "
+        f"in {data['seconds']:.1f} s"
+        + (" (cancelled: run again to resume)" if data["cancelled"] else "")
+    )
+    print(f"photos: {data['photo_tags']}")
+    for s in data["skipped"]:
+        print(f"  skipped {s['path']}: {s['reason']}")
+
+
+def image_labels(data: dict[str, Any]) -> None:
+    print(f"{data.get('file')}: {data.get('width')}x{data.get('height')}")
+    for t in data.get("labels", []):
+        print(f"  {t['score']:.3f}  {t['label']}  {t.get('label_zh', '')}")
+
+
+_BY_SKILL: dict[str, Callable[[dict[str, Any]], None]] = {
+    "search": search_results,
+    "index": index_report,
+    "image": image_labels,
+}

@@ -26,11 +26,13 @@ def check_config(
     skills: Mapping[str, object],
     base_dir: Path,
     check_sources: bool = True,
+    builders: Mapping[str, object] | None = None,
 ) -> list[str]:
     """Every cross-reference problem in ``cfg``; empty when the config is usable.
 
     ``backends`` maps registered backend names to their classes (with a ``formats`` attribute);
-    ``skills`` maps registered skill names.
+    ``skills`` maps registered skill names; ``builders``, when given, registered model builder
+    names (a model whose source names another is a problem).
     """
     problems: list[str] = []
     add = problems.append
@@ -80,8 +82,18 @@ def check_config(
                     f"(budget {prof.model_budget_mb} MB = ram {prof.ram_mb} - os reserve "
                     f"{prof.os_reserve_mb} - keep-alive reserve {prof.keepalive_reserve_mb})"
                 )
-        if check_sources and m.source is not None:
-            problem = source_problem(m.source, base_dir, cache)
+        builder = m.source.builder if m.source is not None else None
+        if builder:
+            # Building is a deployment step (`aios models build`), not a property of the config:
+            # a model not built yet fails its own requests, saying how to build it.
+            if builders is not None and builder not in builders:
+                known = ", ".join(sorted(builders)) or "none"
+                add(
+                    f"{where}.source.builder: no plugin registers model builder '{builder}' "
+                    f"(registered: {known})"
+                )
+        elif check_sources and m.source is not None:
+            problem = source_problem(m.source, base_dir, cache, builders)
             if problem:
                 add(f"{where}.source: {problem}")
 

@@ -128,7 +128,18 @@ class ModelSource(Strict):
     file: str | None = Field(
         default=None,
         max_length=512,
-        description="File name inside `package` (or the name the assembler writes).",
+        description=(
+            "File name inside `package`, or the name the assembler or builder writes into the "
+            "model dir."
+        ),
+    )
+    builder: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description=(
+            "A registered model builder that writes `file` into the model dir, once, with "
+            "`aios models build NAME` (e.g. a PyTorch checkpoint exported to ONNX)."
+        ),
     )
     assembler: str | None = Field(
         default=None,
@@ -146,12 +157,21 @@ class ModelSource(Strict):
 
     @model_validator(mode="after")
     def _one_way(self) -> ModelSource:
-        if self.path and (self.package or self.file or self.assembler):
-            raise ValueError("give either `path`, or `package` with `file`, not both")
-        if not self.path and not self.package:
-            raise ValueError("give `path`, or `package` with `file`")
+        ways = [w for w in ("path", "package", "builder") if getattr(self, w)]
+        if len(ways) != 1:
+            raise ValueError(
+                "give exactly one of `path`, `package` with `file`, or `builder` with `file`"
+                + (f" (got {', '.join(ways)})" if ways else "")
+            )
+        if self.path and (self.file or self.assembler):
+            raise ValueError("`path` takes no `file` or `assembler`")
         if self.package and not self.file:
             raise ValueError("`package` needs `file` (the file name inside the package)")
+        if self.builder:
+            if not self.file:
+                raise ValueError("`builder` needs `file` (the file it writes into the model dir)")
+            if self.assembler:
+                raise ValueError("`assembler` goes with `package`, not `builder`")
         return self
 
 
@@ -551,6 +571,28 @@ class StorageSettings(Strict):
     )
 
 
+class IndexSettings(Strict):
+    """The on-device index that the search skill reads and `aios index add` fills."""
+
+    dir: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="Folder of the per-user index databases (default: $AIOS_HOME/index).",
+    )
+    max_document_mb: float = Field(
+        default=20, gt=0, le=1024, description="Larger documents are skipped, with the reason."
+    )
+    max_photo_mb: float = Field(
+        default=50, gt=0, le=1024, description="Larger photos are skipped, with the reason."
+    )
+    photo_tags: int = Field(
+        default=5, ge=0, le=20, description="Image-model labels kept per photo (0: no tagging)."
+    )
+    min_tag_score: float = Field(
+        default=0.05, ge=0, le=1, description="Labels scoring below this are not kept."
+    )
+
+
 class HtpPerformanceMode(StrEnum):
     """QNN HTP power/performance votes, as onnxruntime's QNN execution provider names them."""
 
@@ -687,6 +729,9 @@ class OEMConfig(Strict):
     )
     storage: StorageSettings = Field(
         default_factory=StorageSettings, description="Where aios keeps files."
+    )
+    index: IndexSettings = Field(
+        default_factory=IndexSettings, description="The on-device search index."
     )
     scheduling: SchedulingSettings = Field(
         default_factory=SchedulingSettings,

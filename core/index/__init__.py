@@ -1,0 +1,6 @@
+"""The on-device search index: one SQLite database per profile and the folder indexer.
+
+``store`` holds items, chunks, their FTS5 terms and float16 vectors; ``indexer`` walks a folder
+incrementally and fills the store; ``extract``/``photos`` read untrusted files safely;
+``textseg`` segments text (CJK bigrams) so FTS5 matches Chinese; ``chunking`` splits bodies.
+"""

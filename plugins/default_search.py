@@ -1,0 +1,261 @@
+"""Built-in `search` and `index` skills over the on-device index.
+
+`index` walks a folder into the user's index (text through the on-device sentence encoder,
+photos through the image model for tags and through offline reverse geocoding for places);
+`search` understands time and place in the query and ranks the rest hybrid (lexical + vector).
+Both read the user's own files, so both are `private`: the router never sends them to the cloud.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+
+from aios.context import SkillContext
+from aios.errors import AIOSError, InvalidInputError
+from aios.hookspecs import hookimpl
+from aios.index.paths import index_path
+from aios.skill import Skill
+from aios.types import Capability, DataClass, Sensitivity
+
+log = structlog.get_logger("aios.index")
+
+USER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_KINDS = {"docs": "doc", "photos": "photo"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- index ------------------------------------------------------------------------------------
+class IndexInput(Strict):
+    path: str = Field(min_length=1, max_length=4096, description="Folder (or file) to index.")
+    user: str = Field(
+        default="default", pattern=USER_PATTERN, description="User profile whose index to fill."
+    )
+
+
+class Skipped(Strict):
+    path: str
+    reason: str
+
+
+class IndexOutput(Strict):
+    root: str
+    new: int
+    changed: int
+    moved: int
+    deleted: int
+    unchanged: int
+    ignored: int
+    chunks: int
+    skipped: list[Skipped]
+    seconds: float
+    cancelled: bool
+    photo_tags: str = Field(description="Which model tagged photos, or why none did.")
+
+
+class _LazyTagger:
+    """Loads the image model on the first photo; without one, photos are indexed untagged.
+
+    A device without the (built) image model still indexes photos by date, place and album;
+    the report says why they carry no tags.
+    """
+
+    def __init__(self, ctx: SkillContext, k: int, min_score: float) -> None:
+        self._ctx, self._k, self._min = ctx, k, min_score
+        self._tagger: Any = None
+        self._lock = threading.Lock()
+        self.status = "no photos needed tagging"
+
+    def __call__(self, images: list[Any]) -> list[list[dict[str, Any]]]:
+        with self._lock:
+            if self._tagger is None:
+                self._tagger = self._load()
+        if self._tagger is False:
+            return [[] for _ in images]
+        return self._tagger(images)
+
+    def _load(self) -> Any:
+        if self._k == 0:
+            self.status = "photo tagging is off (index.photo_tags = 0)"
+            return False
+        try:
+            from aios.vision.tagging import make_tagger
+
+            spec = self._ctx.tensor_model(Capability.vision)
+            self._ctx.tensor_io(Capability.vision)  # loads it now, so a failure is reported here
+        except (AIOSError, ImportError) as exc:
+            self.status = f"photos indexed without tags: {exc}"
+            log.warning("aios.index.no_tagger", reason=str(exc))
+            return False
+        self.status = f"tagged by {spec.id}"
+        return make_tagger(
+            lambda inputs: self._ctx.run_tensor(inputs, Capability.vision),
+            k=self._k,
+            min_score=self._min,
+        )
+
+
+class Index(Skill):
+    name = "index"
+    description = (
+        "Add a folder of documents and photos to the user's on-device search index "
+        "(incremental: new, changed, moved and deleted files)."
+    )
+    Input = IndexInput
+    Output = IndexOutput
+    capabilities = frozenset({Capability.embedding})
+    sensitivity = Sensitivity.private
+    data_classes = frozenset({DataClass.documents, DataClass.photos, DataClass.location})
+    text_field = "path"
+
+    def run(self, inp: Any, ctx: SkillContext) -> IndexOutput:
+        from aios.index.indexer import Indexer, Limits
+        from aios.index.places import reverse_geocode
+        from aios.index.store import IndexStore
+
+        root = Path(inp.path).expanduser()
+        if not root.exists():
+            raise InvalidInputError(self.name, [f"path: no such file or folder: {root}"])
+        settings = ctx.config.index
+        spec = ctx.tensor_model(Capability.embedding)
+        tagger = _LazyTagger(ctx, settings.photo_tags, settings.min_tag_score)
+        limits = Limits(
+            max_doc_bytes=int(settings.max_document_mb * 1024 * 1024),
+            max_photo_bytes=int(settings.max_photo_mb * 1024 * 1024),
+        )
+        path = index_path(ctx.config, ctx.base_dir, inp.user)
+        with IndexStore(path, model=spec.id) as store:
+            indexer = Indexer(
+                store,
+                ctx.embed,
+                tag=tagger,
+                geocode=reverse_geocode,
+                progress=ctx.progress,
+                cancel=ctx.cancel,
+                limits=limits,
+            )
+            report = indexer.add(root)
+        return IndexOutput(
+            root=str(report.root),
+            new=report.new,
+            changed=report.changed,
+            moved=report.moved,
+            deleted=report.deleted,
+            unchanged=report.unchanged,
+            ignored=report.ignored,
+            chunks=report.chunks,
+            skipped=[Skipped(path=str(p), reason=r) for p, r in report.skipped],
+            seconds=round(report.seconds, 3),
+            cancelled=report.cancelled,
+            photo_tags=tagger.status,
+        )
+
+
+# -- search -----------------------------------------------------------------------------------
+class SearchInput(Strict):
+    query: str = Field(min_length=1, max_length=1000, description="What to find, any language.")
+    kind: Literal["docs", "photos"] | None = Field(
+        default=None, description="Only documents or only photos (default: as the query says)."
+    )
+    limit: int = Field(default=10, ge=1, le=100, description="Most results to return.")
+    user: str = Field(
+        default="default", pattern=USER_PATTERN, description="User profile whose index to search."
+    )
+
+
+class SearchResult(Strict):
+    path: str
+    kind: Literal["doc", "photo"]
+    title: str | None
+    score: float
+    snippet: str
+    why: list[str] = Field(description="What matched: text, tag, semantic, time, place.")
+    taken_at: str | None = Field(description="Photo time (EXIF) or document time, ISO 8601.")
+    place: str | None
+    tags: list[str]
+    album: str | None
+
+
+class SearchOutput(Strict):
+    query: str
+    understood: dict[str, Any] = Field(description="Time, place and kind read from the query.")
+    results: list[SearchResult]
+
+
+class Search(Skill):
+    name = "search"
+    description = (
+        "Search the user's documents and photos on device, in any language: time and place "
+        "in the query become filters, the rest is ranked lexically and semantically."
+    )
+    Input = SearchInput
+    Output = SearchOutput
+    capabilities = frozenset({Capability.embedding})
+    sensitivity = Sensitivity.private
+    data_classes = frozenset({DataClass.documents, DataClass.photos, DataClass.location})
+    text_field = "query"
+
+    def run(self, inp: Any, ctx: SkillContext) -> SearchOutput:
+        from aios.index.query import parse_query
+        from aios.index.search import Filters, hybrid_search
+        from aios.index.store import IndexStore
+
+        parsed = parse_query(inp.query)
+        kind = _KINDS.get(inp.kind or parsed.kind or "")
+        filters = Filters(
+            kind=kind,
+            time_range=parsed.time_bounds,
+            near=parsed.near,
+            place_names=parsed.place_names,
+        )
+        path = index_path(ctx.config, ctx.base_dir, inp.user)
+        understood = parsed.to_dict()
+        if not path.exists():
+            return SearchOutput(query=inp.query, understood=understood, results=[])
+        text = parsed.text.strip()
+        vec = ctx.embed([text])[0] if text else None
+        with IndexStore(path) as store:
+            hits = hybrid_search(store, text, vec, filters, inp.limit)
+        return SearchOutput(
+            query=inp.query,
+            understood=understood,
+            results=[_result(h) for h in hits],
+        )
+
+
+def _result(hit: Any) -> SearchResult:
+    it = hit.item
+    place = None
+    if it.place:
+        names = [it.place.get("name"), it.place.get("admin1")]
+        place = ", ".join(n for n in names if n)
+    return SearchResult(
+        path=it.path,
+        kind=it.kind,
+        title=it.title,
+        score=hit.score,
+        snippet=hit.snippet,
+        why=hit.why,
+        taken_at=(
+            datetime.fromtimestamp(it.created_at).isoformat(timespec="seconds")
+            if it.created_at
+            else None
+        ),
+        place=place,
+        tags=[t.get("label", "") for t in it.tags],
+        album=it.album,
+    )
+
+
+@hookimpl
+def register_skills(register: Any) -> None:
+    register(Index)
+    register(Search)
