@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -56,10 +55,23 @@ def load_aclsum() -> list[dict[str, Any]]:
                         "id": row["id"],
                         "title": row.get("title") or row["id"],
                         "text": text,
-                        "summaries": [row["summary"][a] for a in ("challenge", "approach", "outcome")],
+                        "summaries": [
+                            row["summary"][a] for a in ("challenge", "approach", "outcome")
+                        ],
                     }
                 )
     return papers
+
+
+def orchestrator(index_dir: str) -> Any:
+    """The embedded reference config with its index in ``index_dir`` (models stay where
+    they are: built image models live in the user's model dir)."""
+    from aios.config.loader import load_config
+    from aios.orchestrator import Orchestrator
+
+    cfg, path = load_config(None)
+    cfg = cfg.model_copy(update={"index": cfg.index.model_copy(update={"dir": index_dir})})
+    return Orchestrator(cfg, config_path=path, ledger=False)
 
 
 def write_corpus(papers: list[dict[str, Any]], folder: Path) -> None:
@@ -102,15 +114,13 @@ def main() -> int:
     err(f"ACLSum: {len(papers)} papers, {len(queries)} queries")
 
     with tempfile.TemporaryDirectory(prefix="aios-aclsum-") as tmp:
-        os.environ["AIOS_HOME"] = tmp  # index and ledger live in the temp dir
         from aios.index.paths import index_path
         from aios.index.search import Filters, hybrid_search
         from aios.index.store import IndexStore
-        from aios.orchestrator import Orchestrator
 
         corpus = Path(tmp) / "papers"
         write_corpus(papers, corpus)
-        orch = Orchestrator.from_file(None, ledger=False)
+        orch = orchestrator(tmp)
         try:
             t0 = time.perf_counter()
             indexed = orch.invoke("index", {"path": str(corpus), "user": "bench"})

@@ -489,6 +489,14 @@ class Orchestrator:
         return record
 
     def close(self) -> None:
+        with self._lock:
+            skills, self._skills = list(self._skills.values()), {}
+        for skill in skills:
+            try:
+                skill.close()
+            except Exception:  # a plugin's cleanup bug must not stop the shutdown
+                owner = self.plugins.owners.get(("skill", skill.name), "?")
+                log.warning("skill.close_failed", skill=skill.name, plugin=owner, exc_info=True)
         self.models.close()
         if self.ledger is not None:
             self.ledger.close()

@@ -50,6 +50,10 @@ class Skill:
         return self.run(inp, ctx)
         yield ""  # pragma: no cover - makes this a generator
 
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the skill kept between requests (open indexes); the orchestrator
+        calls it once when it shuts down."""
+
     def fallback(self, inp: Any, ctx: SkillContext) -> BaseModel | None:
         """Answer without any model when none fits the device; ``None`` if the skill cannot."""
         return None

@@ -117,7 +117,8 @@ class Index(Skill):
     text_field = "path"
 
     def run(self, inp: Any, ctx: SkillContext) -> IndexOutput:
-        from aios.index.indexer import Indexer, Limits
+        from aios.index.extract import Limits
+        from aios.index.indexer import Indexer
         from aios.index.places import reverse_geocode
         from aios.index.store import IndexStore
 
@@ -203,10 +204,29 @@ class Search(Skill):
     data_classes = frozenset({DataClass.documents, DataClass.photos, DataClass.location})
     text_field = "query"
 
+    def __init__(self) -> None:
+        # Open indexes stay open between queries: their vector matrix is cached in memory
+        # (reading 100k vectors from SQLite takes about a second; a query, milliseconds).
+        self._stores: dict[Path, Any] = {}
+        self._lock = threading.Lock()
+
+    def _store(self, path: Path) -> Any:
+        from aios.index.store import IndexStore
+
+        with self._lock:
+            if path not in self._stores:
+                self._stores[path] = IndexStore(path)
+            return self._stores[path]
+
+    def close(self) -> None:
+        with self._lock:
+            stores, self._stores = list(self._stores.values()), {}
+        for store in stores:
+            store.close()
+
     def run(self, inp: Any, ctx: SkillContext) -> SearchOutput:
         from aios.index.query import parse_query
         from aios.index.search import Filters, hybrid_search
-        from aios.index.store import IndexStore
 
         parsed = parse_query(inp.query)
         kind = _KINDS.get(inp.kind or parsed.kind or "")
@@ -221,9 +241,8 @@ class Search(Skill):
         if not path.exists():
             return SearchOutput(query=inp.query, understood=understood, results=[])
         text = parsed.text.strip()
-        vec = ctx.embed([text])[0] if text else None
-        with IndexStore(path) as store:
-            hits = hybrid_search(store, text, vec, filters, inp.limit)
+        embed = (lambda: ctx.embed([text])[0]) if text else None
+        hits = hybrid_search(self._store(path), text, embed, filters, inp.limit)
         return SearchOutput(
             query=inp.query,
             understood=understood,

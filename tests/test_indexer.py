@@ -37,14 +37,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 class CountingEmbed:
-    def __init__(self, fail_on: str | None = None) -> None:
+    def __init__(self, fail_on: str | None = None, delay: float = 0.0) -> None:
         self.calls = 0
         self.texts = 0
         self.fail_on = fail_on
+        self.delay = delay
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         if self.fail_on and any(self.fail_on in t for t in texts):
             raise RuntimeError("model rejects this text")
+        time.sleep(self.delay)  # a model's latency: lets other threads run meanwhile
         self.calls += 1
         self.texts += len(texts)
         return trigram_embed(texts)
@@ -180,6 +182,28 @@ def test_extract_markdown_html_pdf(tmp_path: Path) -> None:
         extract(Path("b.pdf"), b"%PDF-1.4\n" + bytes(range(256)) * 20)
 
 
+@pytest.mark.parametrize(
+    ("name", "unit"),
+    [
+        ("x.html", "<a "),
+        ("x.html", "<!--"),
+        ("x.html", '<a b="'),
+        ("x.html", "<![CDATA[>"),
+        ("x.md", "["),
+        ("x.md", "![x]("),
+        ("x.md", "<!--"),
+        ("x.txt", "。"),
+    ],
+)
+def test_pathological_markup_is_read_in_linear_time(name: str, unit: str) -> None:
+    # Python 3.11's html.parser needs minutes for 100 KB of "<a "; these must take well
+    # under a second for 300 KB (2 s allowed for a loaded CI machine).
+    data = (unit * (300_000 // len(unit))).encode()
+    started = time.perf_counter()
+    extract(Path(name), data)
+    assert time.perf_counter() - started < 2.0
+
+
 def test_extract_photo_exif_and_safety() -> None:
     photo = extract(Path("trip/a.jpg"), jpeg_bytes(size=(2000, 1000)))
     assert photo.kind == "photo" and photo.text == ""
@@ -192,6 +216,11 @@ def test_extract_photo_exif_and_safety() -> None:
     assert south_west.meta["lat"] < 0 and south_west.meta["lon"] < 0
     plain = extract(Path("c.jpg"), jpeg_bytes(when=None, gps=None))
     assert "lat" not in plain.meta and "created_at" not in plain.meta
+    exif = Image.Exif()
+    exif[0x0112] = 6  # taken with the phone on its side: shown rotated 90 degrees
+    buf = io.BytesIO()
+    Image.new("RGB", (600, 300)).save(buf, "JPEG", exif=exif)
+    assert extract(Path("r.jpg"), buf.getvalue()).image.size == (256, 512)  # upright
 
     data = jpeg_bytes()
     with pytest.raises(SkipFile, match="truncated or corrupt JPEG"):
@@ -229,7 +258,10 @@ def test_incremental_add_change_touch_move_delete(store: IndexStore, tmp_path: P
     indexer = Indexer(
         store,
         embed,
-        tag=lambda images: [[{"label": "cat", "label_zh": "猫", "score": 0.9}] for _ in images],
+        # Models answer with numpy scalars; the index stores plain JSON.
+        tag=lambda images: [
+            [{"label": "cat", "label_zh": "猫", "score": np.float32(0.9)}] for _ in images
+        ],
         geocode=lambda lat, lon: places,
         progress=lambda done, total, path: progress.append((done, total, path)),
     )
@@ -293,9 +325,20 @@ def test_walk_never_follows_symlinks_or_hidden_entries(tmp_path: Path) -> None:
     (root / "link_out").symlink_to(outside, target_is_directory=True)
     (root / "sub" / "loop").symlink_to(root, target_is_directory=True)
     (root / "file_link.txt").symlink_to(outside / "secret.txt")
+    fd = os.open(os.fsencode(root) + b"/bad\xffname.txt", os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
     found = walk(root)
     assert [p.relative_to(root).as_posix() for p, _ in found.files] == ["a.txt", "sub/b.md"]
     assert found.ignored == 4
+    assert [Path(n).name for n in found.bad_names] == ["bad\\xffname.txt"]
+    store = IndexStore(tmp_path / "index.db")
+    try:
+        report = Indexer(store, CountingEmbed()).add(root)
+    finally:
+        store.close()
+    assert report.new == 2 and [r for _, r in report.skipped] == [
+        "file name is not valid UTF-8 (rename it to index it)"
+    ]
 
 
 def test_bad_files_are_skipped_with_reasons_and_never_lose_data(
@@ -412,7 +455,7 @@ def test_readers_query_while_the_indexer_writes(store: IndexStore, tmp_path: Pat
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        report = Indexer(store, CountingEmbed(), batch_chunks=8).add(root)
+        report = Indexer(store, CountingEmbed(delay=0.01), batch_chunks=8).add(root)
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -507,3 +550,26 @@ def test_kill_9_midway_leaves_a_consistent_index_that_resumes(tmp_path: Path) ->
     # Files committed before the kill were not embedded again.
     assert embed.texts == clean_stats["chunks"] - after_kill["chunks"]
     fts_in_sync(db)
+
+
+def test_tagger_and_geocoder_failures_cost_only_tags_and_places(
+    store: IndexStore, tmp_path: Path
+) -> None:
+    root = tmp_path / "photos"
+    write(root / "a.jpg", jpeg_bytes(color=(10, 10, 10)))
+    write(root / "b.jpg", jpeg_bytes(color=(250, 250, 250)))
+
+    def tag(images: list) -> list[list[dict]]:
+        if len(images) > 1 or images[0].getpixel((0, 0))[0] < 128:
+            raise RuntimeError("tagger crashed")
+        return [[{"label": "snow", "label_zh": "雪", "score": 0.7}]]
+
+    def geocode(lat: float, lon: float) -> dict:
+        raise OSError("places database missing")
+
+    report = Indexer(store, CountingEmbed(), tag=tag, geocode=geocode).add(root)
+    assert report.new == 2 and report.skipped == []
+    a = store.item_by_path(str(root / "a.jpg"))
+    b = store.item_by_path(str(root / "b.jpg"))
+    assert a is not None and a.tags == [] and a.place is None and a.lat is not None
+    assert b is not None and [t["label"] for t in b.tags] == ["snow"]

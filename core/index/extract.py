@@ -249,10 +249,23 @@ class _TextParser(HTMLParser):
             self.size += len(data)
 
 
+# A "<" with no ">" before the next "<" (or within 2,000 characters) opens nothing: escape it.
+# "<![" (CDATA, only meaningful inside SVG/MathML) is escaped too: the parser searches for its
+# "]]>" from every occurrence.
+_UNCLOSED_LT = re.compile(r"<(?![^<>]{0,2000}>)|<(?=!\[)")
+
+
+def defuse_html(text: str) -> str:
+    """Make markup safe for ``html.parser``, which (before Python 3.13.4) rescans from every
+    unterminated construct and so takes minutes on 100 KB of "<a " or "<!--". Comments go
+    first (they may hold "<"), then every "<" that closes no tag becomes text."""
+    return _UNCLOSED_LT.sub("&lt;", _strip_comments(text))
+
+
 def _html(text: str, limits: Limits) -> Extracted:
     parser = _TextParser(limits.max_chars)
     try:
-        parser.feed(text)
+        parser.feed(defuse_html(text))
         parser.close()
     except Exception as exc:  # html.parser is lenient; anything else is a corrupt file
         raise SkipFile(f"html: cannot parse ({type(exc).__name__})") from None

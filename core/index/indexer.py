@@ -89,17 +89,20 @@ class _Job:
 
 
 @dataclass
-class _Walk:
+class WalkResult:
+    """What ``walk`` found: supported files with their stat, and what it left out."""
+
     files: list[tuple[Path, os.stat_result]] = field(default_factory=list)
     ignored: int = 0
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # folders we could not list
+    bad_names: list[str] = field(default_factory=list)  # not UTF-8: SQLite cannot store them
 
 
-def walk(root: Path) -> _Walk:
+def walk(root: Path) -> WalkResult:
     """Supported files below ``root`` in sorted depth-first order. Symlinks are never followed
     (so nothing outside the root is read and no link can loop); hidden entries (".git",
     ".thumbnails", ".Trash") and unknown extensions are counted as ignored."""
-    out = _Walk()
+    out = WalkResult()
     seen_dirs: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
@@ -119,6 +122,12 @@ def walk(root: Path) -> _Walk:
             try:
                 if entry.name.startswith(".") or entry.is_symlink():
                     out.ignored += 1
+                elif not _utf8(entry.name):
+                    if entry.is_dir(follow_symlinks=False) or kind_of(Path(entry.name)):
+                        raw = os.fsencode(entry.path).decode("utf-8", "backslashreplace")
+                        out.bad_names.append(raw)
+                    else:
+                        out.ignored += 1
                 elif entry.is_dir(follow_symlinks=False):
                     subdirs.append(Path(entry.path))
                 elif entry.is_file(follow_symlinks=False) and kind_of(Path(entry.name)):
@@ -129,6 +138,24 @@ def walk(root: Path) -> _Walk:
                 continue
         stack.extend(reversed(subdirs))
     return out
+
+
+def _utf8(name: str) -> bool:
+    """False for names with undecodable bytes (os.fsdecode's surrogate escapes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _clean_tag(tag: dict[str, Any]) -> dict[str, Any]:
+    """label, label_zh, score as plain str/float (a model may return numpy scalars)."""
+    try:
+        score = round(float(tag.get("score", 0.0)), 4)
+    except (TypeError, ValueError):
+        score = 0.0
+    return {"label": str(tag["label"]), "label_zh": str(tag.get("label_zh") or ""), "score": score}
 
 
 def _sha256(data: bytes) -> str:
@@ -204,6 +231,8 @@ class _Run:
         self.report.ignored = found.ignored
         for folder, reason in found.unreadable:
             self._skip(folder, reason, record=False)
+        for name in found.bad_names:
+            self._skip(name, "file name is not valid UTF-8 (rename it to index it)", record=False)
         self.total = len(found.files)
         present = {str(p) for p, _ in found.files}
         blind = tuple(f.rstrip(os.sep) + os.sep for f, _ in found.unreadable)
@@ -335,10 +364,11 @@ class _Run:
         if self.ix.geocode is None:
             return None
         try:
-            return self.ix.geocode(lat, lon)
+            place = self.ix.geocode(lat, lon)
         except Exception as exc:  # a place name is a nicety; never lose the photo over it
             log.warning("aios.index.geocode_failed", lat=lat, lon=lon, error=repr(exc))
             return None
+        return place if isinstance(place, dict) else None
 
     # -- the batch -------------------------------------------------------------------------------
 
@@ -385,7 +415,7 @@ class _Run:
                     log.warning("aios.index.tag_failed", path=str(job.path), error=repr(one))
                     results.append([])
         for job, tags in zip(jobs, results, strict=True):
-            job.item.tags = [dict(t) for t in tags]
+            job.item.tags = [_clean_tag(t) for t in tags if isinstance(t, dict) and t.get("label")]
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         out = np.asarray(self.ix.embed(texts), dtype=np.float32)

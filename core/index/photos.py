@@ -34,6 +34,7 @@ OFFSET_TIME_ORIGINAL = 0x9011
 DATETIME = 0x0132
 IMAGE_DESCRIPTION = 0x010E
 MAKE, MODEL = 0x010F, 0x0110
+ORIENTATION = 0x0112
 
 
 def _format_name(path: Path) -> str:
@@ -57,7 +58,7 @@ def extract_photo(path: Path, data: bytes, limits: Limits) -> Extracted:
             if img.format == "JPEG":
                 img.draft("RGB", (limits.thumb_px, limits.thumb_px))
             img.load()
-            thumb = _thumbnail(img, limits.thumb_px)
+            thumb = _thumbnail(img, limits.thumb_px, exif.get(ORIENTATION))
     except SkipFile:
         raise
     except UnidentifiedImageError:
@@ -77,10 +78,24 @@ def extract_photo(path: Path, data: bytes, limits: Limits) -> Extracted:
     return Extracted("photo", title, "", meta, thumb)
 
 
-def _thumbnail(img: Image.Image, px: int) -> Image.Image:
+# EXIF orientation → the transposition that shows the photo upright (1 = already upright).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _thumbnail(img: Image.Image, px: int, orientation: Any) -> Image.Image:
+    """A small upright RGB copy: taggers are trained on upright photos."""
     rgb = img.convert("RGB")
     rgb.thumbnail((px, px), Image.Resampling.BILINEAR)
-    return rgb
+    transpose = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+    return rgb.transpose(transpose) if transpose is not None else rgb
 
 
 def _exif_meta(exif: Image.Exif) -> dict[str, Any]:

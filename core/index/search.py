@@ -1,7 +1,13 @@
 """Hybrid ranking over the on-device index: FTS5 lexical matches fused with vector similarity.
 
-Each side ranks chunks; an item takes its best chunk on each side, and the two item rankings
-are fused by reciprocal rank (RRF), which needs no score calibration between bm25 and cosine.
+Each side ranks chunks and an item takes its best chunk on each side. The fused score is
+``LEXICAL_WEIGHT * bm25 / best bm25 of the query + (1 - LEXICAL_WEIGHT) * cosine``: bm25 only
+means something relative to the query's best match, while cosine is already on an absolute
+scale, so a strong lexical match leads and the embedding decides among close ones and carries
+the queries with no shared words at all (a Chinese query over English documents). On ACLSum
+this beat reciprocal-rank fusion, which let the weaker vector side pull good lexical matches
+down (top-1 0.89 with RRF vs 0.965 fused this way; 0.961 lexical alone), and the result is flat
+for weights 0.5-0.8 (``bench/search_quality.py``).
 The exact vector search is one matrix product over the cached, row-normalised matrix: at phone
 scale (100k chunks × 512 dims) that is a few milliseconds, so no approximate index is needed
 (``bench/search_quality.py`` measures it).
@@ -13,18 +19,28 @@ query that is only filters ("photos from last March") lists the matching items n
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from aios.index.store import IndexStore, ItemRecord
-from aios.index.textseg import query_terms
+from aios.index.textseg import is_prefix_term, query_terms
 
-# RRF's constant: 60 is the value from Cormack et al. and works without tuning; a smaller
-# value lets a strong first place on one side count for more.
-RRF_K = 20
+LEXICAL_WEIGHT = 0.6
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aios-search")
+# Query terms found in more than this share of chunks say little about which item is meant and
+# make FTS5 score most of the index ("model", "的"); they are left to the vector side. On
+# ACLSum this also raised lexical top-1 (0.961 -> 0.964); at 100k chunks it is what keeps a
+# sentence-long query fast.
+MAX_TERM_SHARE = 0.1
+MAX_TERMS = 16
+# FTS5 computes bm25 for every chunk that matches any term (≈2.5 µs each here), so a query
+# reads the rarest terms' posting lists until about this many; the rare terms carry most of
+# bm25's weight anyway. This bounds lexical latency by the budget, not by the index size.
+MAX_POSTINGS = 5000
 # Candidates each side contributes before fusion.
 CANDIDATES = 200
 # Vector matches below this cosine are not reported as "semantic" reasons on their own.
@@ -79,12 +95,29 @@ def candidate_items(store: IndexStore, filters: Filters) -> set[int] | None:
         named = store.filter_items(filters.kind, filters.time_range, None)
         if named:
             hits = store.lexical(
-                [t for name in filters.place_names for t in query_terms(name)],
-                limit=CANDIDATES * 5,
-                item_ids=named,
+                [], limit=CANDIDATES * 5, item_ids=named, phrases=filters.place_names
             )
             allowed |= {iid for _, iid, _ in hits}
     return allowed
+
+
+def selective_terms(store: IndexStore, terms: list[str]) -> list[str]:
+    """The query terms worth a lexical lookup: present in the index, not near-universal,
+    rarest first. Prefix terms (a lone CJK character) are kept as they are."""
+    plain = [t for t in terms if not is_prefix_term(t)]
+    prefixes = [t for t in terms if is_prefix_term(t)]
+    df = store.doc_frequencies(plain)
+    present = sorted((t for t in plain if df[t] > 0), key=lambda t: df[t])
+    limit = MAX_TERM_SHARE * store.chunk_count()
+    selective = [t for t in present if df[t] <= limit] or present[:1]
+    chosen: list[str] = []
+    postings = 0
+    for t in selective[:MAX_TERMS]:
+        if chosen and postings + df[t] > MAX_POSTINGS:
+            break
+        chosen.append(t)
+        postings += df[t]
+    return chosen + prefixes[: max(0, MAX_TERMS - len(chosen))]
 
 
 def vector_candidates(
@@ -112,37 +145,48 @@ def vector_candidates(
 def hybrid_search(
     store: IndexStore,
     text: str,
-    query_vec: np.ndarray | None,
+    query_vec: np.ndarray | Callable[[], np.ndarray] | None,
     filters: Filters,
     limit: int = 10,
 ) -> list[Hit]:
-    """The best ``limit`` items for ``text`` (and its embedding) within ``filters``."""
+    """The best ``limit`` items for ``text`` (and its embedding) within ``filters``.
+
+    ``query_vec`` may be a function computing the embedding: it then runs beside the lexical
+    lookup instead of before it (the encoder, SQLite and numpy all release the GIL).
+    """
     allowed = candidate_items(store, filters)
     if allowed is not None and not allowed:
         return []
     terms = query_terms(text) if text.strip() else []
     if not terms and query_vec is None:
         return _newest(store, allowed, filters, limit)
-    lex = store.lexical(terms, CANDIDATES, filters.kind, allowed) if terms else []
+
+    def vector_side() -> tuple[list[int], list[int], list[float]]:
+        assert query_vec is not None
+        vec = query_vec() if callable(query_vec) else query_vec
+        return vector_candidates(store, vec, filters.kind, allowed)
+
+    vec_future = _POOL.submit(vector_side) if query_vec is not None else None
+    lookup = selective_terms(store, terms) if terms else []
+    lex = store.lexical(lookup, CANDIDATES, filters.kind, allowed) if lookup else []
     lex_best = _best_per_item([c for c, _, _ in lex], [i for _, i, _ in lex], [s for *_, s in lex])
     vec_best: dict[int, tuple[float, int]] = {}
-    if query_vec is not None:
-        cids, iids, sims = vector_candidates(store, query_vec, filters.kind, allowed)
-        vec_best = _best_per_item(cids, iids, sims)
-    fused: dict[int, float] = {}
+    if vec_future is not None:
+        vec_best = _best_per_item(*vec_future.result())
     lex_rank = {iid: r for r, iid in enumerate(lex_best)}
     vec_rank = {iid: r for r, iid in enumerate(vec_best)}
+    top_lex = max((s for s, _ in lex_best.values()), default=0.0)
+    fused: dict[int, float] = {}
     for iid in lex_best.keys() | vec_best.keys():
-        score = 0.0
-        if iid in lex_rank:
-            score += 1.0 / (RRF_K + lex_rank[iid] + 1)
-        if iid in vec_rank:
-            score += 1.0 / (RRF_K + vec_rank[iid] + 1)
-        fused[iid] = score
+        lexical = lex_best[iid][0] / top_lex if iid in lex_best and top_lex > 0 else 0.0
+        cosine = max(vec_best[iid][0], 0.0) if iid in vec_best else 0.0
+        fused[iid] = LEXICAL_WEIGHT * lexical + (1.0 - LEXICAL_WEIGHT) * cosine
     ranked = sorted(fused, key=lambda i: (-fused[i], i))[:limit]
     items = store.items(ranked)
     hits = []
     for iid in ranked:
+        if iid not in items:  # deleted by an indexer between the lookups and now
+            continue
         lexical, vector = lex_best.get(iid), vec_best.get(iid)
         chunk = (lexical or vector or (0.0, None))[1]
         hit = Hit(

@@ -33,6 +33,8 @@ STOPWORDS = frozenset(
     "our that the their them there these they this those to was we were what when where which "
     "who with you your".split()
 )
+# Bump on any change to what ``index_terms`` emits: the store then rebuilds its FTS index.
+SEGMENTATION_VERSION = 1
 # Queries longer than this are cut: an OR of hundreds of terms only slows FTS5 down.
 MAX_QUERY_TERMS = 64
 
@@ -104,6 +106,25 @@ def query_terms(text: str) -> list[str]:
 
 def _is_cjk_char(term: str) -> bool:
     return len(term) == 1 and re.fullmatch(f"[{_CJK}]", term) is not None
+
+
+def phrase_expression(text: str) -> str:
+    """A MATCH phrase for ``text`` as a whole ("Great Wall", "慕田峪长城"): its terms in order,
+    so "great" alone or "长城" inside another name does not match. A CJK run is matched by its
+    bigrams only (the indexed trailing character is absent when the run continues in the text).
+    Quoted like ``match_expression``; "" when the text has no terms."""
+    parts: list[str] = []
+    for is_cjk, run in _segments(text):
+        parts.extend(_bigrams(run) if is_cjk else [run])
+    if not parts:
+        return ""
+    body = " ".join(parts).replace("\x00", "").replace('"', '""')
+    return f'"{body}"'
+
+
+def is_prefix_term(term: str) -> bool:
+    """True for terms ``match_expression`` turns into prefix queries (a lone CJK character)."""
+    return _is_cjk_char(term)
 
 
 def match_expression(terms: Iterable[str]) -> str:
