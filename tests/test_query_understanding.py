@@ -66,7 +66,7 @@ def test_my_notes_from_last_week() -> None:
         ("我在巴黎埃菲尔铁塔下的自拍", "", "photos"),
         ("地图", "地图", None),  # 图 inside 地图 (map) is not a photo
         ("2024年3月5日 东京 樱花 photos", "樱花", "photos"),
-        ("photos in my notes", "", None),  # both kinds named: search both
+        ("photos in my notes", "photos notes", None),  # both kinds named: both, words kept
     ],
 )
 def test_remainder_keeps_meaning_and_drops_glue(query: str, text: str, kind: str | None) -> None:
@@ -109,3 +109,19 @@ def test_to_dict_is_json_and_filters_are_ready_to_use() -> None:
 def test_plain_query_passes_through() -> None:
     q = parse_query("quarterly budget spreadsheet")
     assert (q.text, q.time, q.places, q.kind) == ("quarterly budget spreadsheet", None, [], None)
+
+
+@pytest.mark.parametrize(
+    ("query", "kind", "text"),
+    [
+        ("They apply image captioning models", None, "They apply image captioning models"),
+        ("a new file format", None, "new file format"),
+        ("cat photos", "photos", "cat"),
+        ("notes about the budget", "docs", "budget"),
+    ],
+)
+def test_english_kind_words_inside_a_phrase_stay_words(
+    query: str, kind: str | None, text: str
+) -> None:
+    parsed = parse_query(query, NOW)
+    assert (parsed.kind, parsed.text) == (kind, text)

@@ -32,6 +32,26 @@ KIND_WORDS = {
     ),
 }
 KIND_RES = {kind: re.compile(p, re.I) for kind, p in KIND_WORDS.items()}
+# An English kind word asks for that kind only where it names what to find: at either end of
+# the query ("cat photos", "photos of cats") or before a preposition ("notes about the trip").
+# Inside a phrase it is just a word ("image captioning models", "file format") and stays in
+# the text to rank by.
+_EN_KIND_CONTEXT = re.compile(
+    r"\s*(?:$|[,.;:!?]|(?:of|from|in|at|on|about|with|taken|during|for|that|which|i|we)\b)",
+    re.I,
+)
+
+
+def _names_a_kind(text: str, m: re.Match[str]) -> bool:
+    if not m.group(0).isascii():
+        return True
+    before = text[: m.start()].strip().lower()
+    return (
+        not before
+        or before.split()[-1] in ("my", "all", "our", "the", "some", "find", "show")
+        or _EN_KIND_CONTEXT.match(text, m.end()) is not None
+    )
+
 
 # Glue that carries no meaning for ranking. Chinese glue is stripped only from the edges of a
 # run of Chinese text, so it never cuts a word in the middle.
@@ -213,13 +233,15 @@ def parse_query(text: str, now: datetime | None = None) -> ParsedQuery:
     kinds: dict[str, None] = {}
     for name, pattern in KIND_RES.items():
         for m in pattern.finditer(text):
-            if m.end() > m.start() and not _overlaps(m.span(), taken):
+            if m.end() > m.start() and not _overlaps(m.span(), taken) and _names_a_kind(text, m):
                 taken.append(m.span())
                 spans.append((f"kind:{name}", *m.span()))
                 kinds[name] = None
     kind: str | None = next(iter(kinds)) if len(kinds) == 1 else None
     if len(kinds) > 1:
         notes.append("both photos and documents named; searching both")
+        kind_spans = {sp[1:] for sp in spans if sp[0].startswith("kind:")}
+        taken = [t for t in taken if t not in kind_spans]  # the words stay in the ranking
     elif not kinds and PHOTO_HINT.search(text):
         kind = "photos"  # "去年拍的" / "taken in Paris": only photos are taken
         notes.append("kind inferred from a word for taking a picture")

@@ -40,7 +40,7 @@ MAX_TERMS = 16
 # FTS5 computes bm25 for every chunk that matches any term (≈2.5 µs each here), so a query
 # reads the rarest terms' posting lists until about this many; the rare terms carry most of
 # bm25's weight anyway. This bounds lexical latency by the budget, not by the index size.
-MAX_POSTINGS = 5000
+MAX_POSTINGS = 3000
 # Candidates each side contributes before fusion.
 CANDIDATES = 200
 # Vector matches below this cosine are not reported as "semantic" reasons on their own.
@@ -55,8 +55,9 @@ class Filters:
     place_names: tuple[str, ...] = ()
 
     @property
-    def active(self) -> bool:
-        return self.kind is not None or self.time_range is not None or bool(self.near)
+    def narrows(self) -> bool:
+        """Whether candidates must be listed first; kind alone is filtered inside each side."""
+        return self.time_range is not None or bool(self.near)
 
 
 @dataclass
@@ -88,7 +89,7 @@ def candidate_items(store: IndexStore, filters: Filters) -> set[int] | None:
     A place matches photos taken within its radius and, for items without GPS (documents,
     photos with no location), items whose text names the place.
     """
-    if not filters.active:
+    if not filters.narrows:
         return None
     allowed = store.filter_items(filters.kind, filters.time_range, filters.near or None)
     if filters.near and filters.place_names:
