@@ -63,6 +63,10 @@ class OnnxRuntimeBackend(Backend):
         if spec.threads:
             so.intra_op_num_threads = spec.threads
         so.log_severity_level = 3  # warnings and below go nowhere near the user's terminal
+        # onnxruntime's worker threads spin-wait after each run by default: on a phone that is
+        # battery burnt for nothing between sporadic calls (a search query's single embedding).
+        # Measured: no change in search latency, so nothing is paid for it.
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         library = extensions_library()  # custom ops some shipped encoders need
         if library is not None:
             so.register_custom_ops_library(library)

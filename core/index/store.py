@@ -44,20 +44,20 @@ import numpy as np
 import structlog
 
 from aios.errors import IndexStoreError
+from aios.index.geo import bbox, haversine_km
 from aios.index.textseg import (
     SEGMENTATION_VERSION,
     index_terms,
     match_expression,
     phrase_expression,
 )
+from aios.index.vectors import VectorCache, VectorView  # VectorView: re-exported, public API
 
 log = structlog.get_logger("aios.index")
 
 SCHEMA_VERSION = 1
 # What the FTS terms depend on: our segmentation rules and Python's Unicode tables.
 SEGMENTER = f"{SEGMENTATION_VERSION}/unicode-{unicodedata.unidata_version}"
-EARTH_RADIUS_KM = 6371.0088
-KM_PER_DEG_LAT = 111.32
 KINDS = ("doc", "photo")
 
 _SCHEMA = """
@@ -148,37 +148,6 @@ class ChunkRecord:
     vec: np.ndarray | None = None
 
 
-@dataclass(frozen=True)
-class VectorView:
-    """Every embedded chunk (of one kind, or all) as one row-normalised float32 matrix."""
-
-    chunk_ids: np.ndarray  # int64 (n,)
-    item_ids: np.ndarray  # int64 (n,)
-    matrix: np.ndarray  # float32 (n, d)
-    generation: int
-
-    def __len__(self) -> int:
-        return len(self.chunk_ids)
-
-
-def _frozen_view(
-    chunk_ids: np.ndarray, item_ids: np.ndarray, matrix: np.ndarray, generation: int
-) -> VectorView:
-    # Views are shared by every caller until the next write: one in-place edit (say, a
-    # normalisation) would corrupt everyone's results, so they are read-only.
-    for arr in (chunk_ids, item_ids, matrix):
-        arr.flags.writeable = False
-    return VectorView(chunk_ids, item_ids, matrix, generation)
-
-
-def _decode_into(out: np.ndarray, f16: np.ndarray) -> None:
-    """float16 rows → ``out`` (float32), re-normalised in place (float16 rounding leaves unit
-    vectors off by ~1e-3); written straight into the cache buffer to skip a 200 MB copy."""
-    out[:] = f16
-    norms = np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
-    np.divide(out, norms, out=out, where=norms > 0)
-
-
 def _json(value: Any) -> str:
     # Models hand back numpy scalars (a float32 score); store them as plain JSON numbers.
     def plain(obj: Any) -> Any:
@@ -243,15 +212,13 @@ class IndexStore:
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._write_lock = threading.RLock()
-        self._cache_lock = threading.Lock()
-        self._cache: dict[str | None, VectorView] = {}
+        self._vectors = VectorCache(self._snapshot)
+        self._df_lock = threading.Lock()
         # Document frequencies only choose which query terms to look up, so a slightly stale
         # count is harmless; counting is not free (FTS5 walks the term's postings).
         self._df: dict[str, int] = {}
         self._df_basis = 0  # chunk count when the cached frequencies were taken
         self._counted: tuple[int, int] = (-1, 0)  # (generation, chunk count)
-        self._kinds = np.zeros(0, dtype=np.int8)  # per row of the cached full view
-        self._buffer: np.ndarray | None = None  # backing rows of the cached matrix
         self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -355,7 +322,7 @@ class IndexStore:
                     pass
             self._conns.clear()
         self._local = threading.local()
-        self._cache.clear()
+        self._vectors.clear()
 
     def __enter__(self) -> IndexStore:
         return self
@@ -669,7 +636,7 @@ class IndexStore:
         Cached until the index grows or shrinks by a tenth, or the cache holds too many terms.
         """
         total = self.chunk_count()
-        with self._cache_lock:
+        with self._df_lock:
             if (
                 abs(total - self._df_basis) > 0.1 * max(self._df_basis, 1)
                 or len(self._df) > 200_000
@@ -684,7 +651,7 @@ class IndexStore:
                     "SELECT doc FROM temp.chunks_vocab WHERE term = ?", (term,)
                 ).fetchone()
                 known[term] = int(row[0]) if row else 0
-                with self._cache_lock:
+                with self._df_lock:
                     self._df[term] = known[term]
             out[term] = known[term]
         return out
@@ -704,96 +671,7 @@ class IndexStore:
         which keeps searches fast while an indexer commits batch after batch."""
         if kind is not None and kind not in KINDS:
             raise IndexStoreError(f"unknown item kind '{kind}' (use one of {', '.join(KINDS)})")
-        generation = self.generation
-        with self._cache_lock:
-            cached = self._cache.get(kind)
-            if cached is not None and cached.generation == generation:
-                return cached
-            full = self._cache.get(None)
-            if full is None or full.generation != generation:
-                full, self._kinds = self._load_vectors(full, self._kinds)
-                self._cache = {None: full}
-            if kind is None:
-                return full
-            mask = self._kinds == KINDS.index(kind)
-            view = _frozen_view(
-                full.chunk_ids[mask], full.item_ids[mask], full.matrix[mask], full.generation
-            )
-            self._cache[kind] = view
-            return view
-
-    def _load_vectors(
-        self, old: VectorView | None, old_kinds: np.ndarray
-    ) -> tuple[VectorView, np.ndarray]:
-        started = time.perf_counter()
-        with self._snapshot() as conn:
-            generation = int(
-                conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
-            )
-            dim = self.dim or 0
-            reuse = old is not None and len(old) > 0 and old.matrix.shape[1] == dim
-            after = int(old.chunk_ids[-1]) if reuse and old is not None else 0
-            if reuse:
-                # Every live id, from the (item_id, ord) index (no blobs read), as one string:
-                # ~10x faster than iterating 100k rows in Python.
-                ids_text = conn.execute("SELECT group_concat(id, ' ') FROM chunks").fetchone()[0]
-                live = (
-                    np.fromstring(ids_text, dtype=np.int64, sep=" ")
-                    if ids_text
-                    else np.zeros(0, np.int64)
-                )
-            rows = conn.execute(
-                "SELECT id, item_id, kind = 'photo', vec FROM chunks "
-                "WHERE vec IS NOT NULL AND id > ? ORDER BY id",
-                (after,),
-            ).fetchall()
-        n = len(rows)
-        chunk_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
-        item_ids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=n)
-        kinds = np.fromiter((r[2] for r in rows), dtype=np.int8, count=n)
-        fresh = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f2").reshape(n, dim)
-        del rows
-        if reuse and old is not None:
-            keep = np.isin(old.chunk_ids, live, assume_unique=True)
-            matrix = self._grow(old.matrix, keep, fresh)
-            chunk_ids = np.concatenate([old.chunk_ids[keep], chunk_ids])
-            item_ids = np.concatenate([old.item_ids[keep], item_ids])
-            kinds = np.concatenate([old_kinds[keep], kinds])
-        else:
-            matrix = self._grow(np.zeros((0, dim), np.float32), np.zeros(0, bool), fresh)
-        log.debug(
-            "aios.index.vectors_loaded",
-            rows=len(chunk_ids),
-            read=n,
-            dim=dim,
-            ms=round((time.perf_counter() - started) * 1000, 1),
-        )
-        return _frozen_view(chunk_ids, item_ids, matrix, generation), kinds
-
-    def _grow(self, old: np.ndarray, keep: np.ndarray, fresh: np.ndarray) -> np.ndarray:
-        """``old[keep]`` followed by ``fresh``, as a view of a buffer with spare rows.
-
-        While an indexer only adds, new rows go into the spare capacity in place (no copy of
-        a 200 MB matrix per batch); views handed out earlier cover fewer rows, so they never
-        see the change. A deletion or a full buffer means one copy into a new buffer."""
-        buf = self._buffer
-        kept = int(keep.sum())
-        total = kept + len(fresh)
-        appending = kept == len(old) and old.base is buf and buf is not None
-        if appending and buf is not None and total <= len(buf) and old.shape[1] == buf.shape[1]:
-            _decode_into(buf[kept:total], fresh)
-            return buf[:total]
-        buf = np.empty((total + total // 8 + 256, fresh.shape[1]), np.float32)
-        # Copy the kept rows run by run: deletions are few and clustered (one file's chunks),
-        # so this is a handful of memcpys, ~5x faster than a boolean gather.
-        edges = np.flatnonzero(np.diff(np.concatenate(([0], keep.view(np.int8), [0]))))
-        dst = 0
-        for start, end in zip(edges[::2], edges[1::2], strict=True):
-            buf[dst : dst + end - start] = old[start:end]
-            dst += end - start
-        _decode_into(buf[kept:total], fresh)
-        self._buffer = buf
-        return buf[:total]
+        return self._vectors.view(kind, self.generation)
 
     def items(self, ids: Iterable[int]) -> dict[int, ItemRecord]:
         rows = self._conn().execute(
@@ -831,7 +709,7 @@ class IndexStore:
                 where.append("created_at < ?")
                 args.append(float(end))
         if near:
-            boxes = [_bbox(lat, lon, km) for lat, lon, km in near]
+            boxes = [bbox(lat, lon, km) for lat, lon, km in near]
             clauses = []
             for sql, box_args in boxes:
                 clauses.append(sql)
@@ -848,7 +726,7 @@ class IndexStore:
         lon = np.radians(np.array([r[2] for r in rows], dtype=np.float64))
         keep = np.zeros(len(rows), dtype=bool)
         for plat, plon, km in near:
-            keep |= _haversine_km(lat, lon, math.radians(plat), math.radians(plon)) <= km
+            keep |= haversine_km(lat, lon, math.radians(plat), math.radians(plon)) <= km
         return {int(i) for i in ids[keep]}
 
     def stats(self) -> dict[str, Any]:
@@ -874,37 +752,3 @@ class IndexStore:
         """(path, reason) of every file that could not be indexed, by path."""
         rows = self._conn().execute("SELECT path, reason FROM skipped ORDER BY path")
         return [(r[0], r[1]) for r in rows]
-
-
-def _bbox(lat: float, lon: float, km: float) -> tuple[str, list[float]]:
-    """A SQL clause selecting a box that contains the circle; exact distance comes later."""
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or km < 0:
-        raise IndexStoreError(f"invalid location filter ({lat}, {lon}, {km} km)")
-    dlat = km / KM_PER_DEG_LAT
-    lat_lo, lat_hi = lat - dlat, lat + dlat
-    cos = math.cos(math.radians(lat))
-    # Near a pole, or for huge radii, every longitude can be in range.
-    if lat_hi >= 90 or lat_lo <= -90 or cos <= 1e-9 or km / (KM_PER_DEG_LAT * cos) >= 180:
-        return "(lat BETWEEN ? AND ?)", [max(lat_lo, -90.0), min(lat_hi, 90.0)]
-    dlon = km / (KM_PER_DEG_LAT * cos)
-    lon_lo, lon_hi = lon - dlon, lon + dlon
-    if lon_lo < -180:  # the box crosses the antimeridian: two longitude ranges
-        return "(lat BETWEEN ? AND ? AND (lon >= ? OR lon <= ?))", [
-            lat_lo,
-            lat_hi,
-            lon_lo + 360,
-            lon_hi,
-        ]
-    if lon_hi > 180:
-        return "(lat BETWEEN ? AND ? AND (lon >= ? OR lon <= ?))", [
-            lat_lo,
-            lat_hi,
-            lon_lo,
-            lon_hi - 360,
-        ]
-    return "(lat BETWEEN ? AND ? AND lon BETWEEN ? AND ?)", [lat_lo, lat_hi, lon_lo, lon_hi]
-
-
-def _haversine_km(lat: np.ndarray, lon: np.ndarray, plat: float, plon: float) -> np.ndarray:
-    a = np.sin((lat - plat) / 2) ** 2 + np.cos(lat) * math.cos(plat) * np.sin((lon - plon) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
