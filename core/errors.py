@@ -128,3 +128,9 @@ class IndexStoreError(AIOSError):
     """The on-device search index cannot be opened or written as asked (version, model mix)."""
 
     code = "index_store_error"
+
+
+class DeliveryError(AIOSError):
+    """A model download failed: server error, cut beyond retries, sha256 mismatch, no disk."""
+
+    code = "delivery_error"

@@ -42,8 +42,10 @@ class ModelCache:
         governor: MemoryGovernor | None = None,
         scheduling: SchedulingSettings | None = None,
         builders: Mapping[str, Any] | None = None,
+        delivery: Any = None,
     ) -> None:
         self.base_dir = base_dir
+        self.delivery = delivery  # aios.delivery.ModelDelivery: url sources, auto_download
         self.cache_dir = cache_dir
         self.builders = builders  # model builders, to say what a missing build needs
         self.governor = governor
@@ -70,7 +72,7 @@ class ModelCache:
                     return Loaded(self._loaded[key], self._gates[key])
             t0 = time.perf_counter()
             path = (
-                sources.resolve(spec, self.base_dir, self.cache_dir, self.builders)
+                sources.resolve(spec, self.base_dir, self.cache_dir, self.builders, self.delivery)
                 if spec.tier is Tier.device
                 else None
             )

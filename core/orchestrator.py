@@ -26,6 +26,7 @@ from aios.config.checks import check_config
 from aios.config.loader import format_loc, load_config
 from aios.config.schema import CloudEndpoint, ModelSpec, OEMConfig
 from aios.context import SkillContext
+from aios.delivery.manager import ModelDelivery
 from aios.device import DeviceMonitor
 from aios.errors import (
     AIOSError,
@@ -129,12 +130,16 @@ class Orchestrator:
             available_mb=self.device.mem_available_mb,
             min_free_mb=self.profile.min_free_mb,
         )
+        cache_dir = model_dir(config.storage.model_dir, self.base_dir)
+        # Downloads of url-sourced models, with progress the feature status reads.
+        self.delivery = ModelDelivery(config.delivery, cache_dir)
         self.models = ModelCache(
             self.base_dir,
-            model_dir(config.storage.model_dir, self.base_dir),
+            cache_dir,
             self.governor,
             config.scheduling,
             builders=self.plugins.builders,
+            delivery=self.delivery,
         )
         self._has_cloud = any(m.tier is Tier.cloud for m in config.models)
         self._difficulty_router: Any = None

@@ -36,6 +36,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "aios.backends.default_openai",
     "aios.plugins.default_summarize",
     "aios.plugins.default_generate",
+    "aios.plugins.default_chat",
     "aios.plugins.default_vision",
     "aios.plugins.default_image_generate",
     "aios.plugins.default_search",

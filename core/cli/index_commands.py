@@ -42,14 +42,30 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
 
 
 class ProgressBar:
-    """A one-line bar on stderr when it is a terminal; a line every few seconds otherwise."""
+    """A one-line bar on stderr when it is a terminal; a line every few seconds otherwise.
 
-    def __init__(self, enabled: bool = True, interval_s: float = 5.0) -> None:
+    Counts files by default; ``unit``/``scale`` show other amounts (MB of a download) and
+    ``verb`` names the work in the non-terminal lines.
+    """
+
+    def __init__(
+        self,
+        enabled: bool = True,
+        interval_s: float = 5.0,
+        *,
+        unit: str = "files",
+        verb: str = "indexed",
+        scale: float = 1.0,
+    ) -> None:
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
         self.interval_s = interval_s
+        self.unit, self.verb, self.scale = unit, verb, scale
         self._last = 0.0
         self._started = time.monotonic()
+
+    def _n(self, n: float) -> str:
+        return f"{n / self.scale:.1f}" if self.scale != 1.0 else str(n)
 
     def __call__(self, done: int, total: int, what: str) -> None:
         if not self.enabled:
@@ -59,18 +75,21 @@ class ProgressBar:
         if not final and now - self._last < (0.1 if self.tty else self.interval_s):
             return
         self._last = now
-        rate = done / max(now - self._started, 1e-6)
+        rate = done / self.scale / max(now - self._started, 1e-6)
         pct = 100.0 * done / total if total else 100.0
+        amount = f"{self._n(done)}/{self._n(total)}"
         if self.tty:
             width = 30
             fill = int(width * done / total) if total else width
             name = what[-40:]
-            line = f"\r[{'#' * fill}{'.' * (width - fill)}] {done}/{total} {pct:3.0f}% "
-            sys.stderr.write(f"{line}{rate:5.1f} files/s  {name:<40}")
+            line = f"\r[{'#' * fill}{'.' * (width - fill)}] {amount} {pct:3.0f}% "
+            sys.stderr.write(f"{line}{rate:5.1f} {self.unit}/s  {name:<40}")
             if final:
                 sys.stderr.write("\n")
         else:
-            sys.stderr.write(f"indexed {done}/{total} files ({pct:.0f}%), {rate:.1f} files/s\n")
+            sys.stderr.write(
+                f"{self.verb} {amount} {self.unit} ({pct:.0f}%), {rate:.1f} {self.unit}/s\n"
+            )
         sys.stderr.flush()
 
 

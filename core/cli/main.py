@@ -12,7 +12,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from aios.cli import device_commands, index_commands, model_commands
+from aios.cli import (
+    delivery_commands,
+    device_commands,
+    index_commands,
+    model_commands,
+    service_commands,
+)
 from aios.cli.options import add_routing_arguments
 from aios.errors import AIOSError
 
@@ -144,11 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     q = msub.add_parser("ls", help="list models with estimated footprint and budget fit")
     _common(q)
     model_commands.add_build_parser(msub, _common)
+    delivery_commands.add_parsers(msub, _common)
 
     _report_parser(sub)
     _router_parser(sub)
     device_commands.add_parser(sub, _common)
     index_commands.add_parser(sub, _common)
+    service_commands.add_parser(sub, _common)
 
     p = sub.add_parser("demo", help="summarize the bundled sample document (the main job)")
     _common(p)

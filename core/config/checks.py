@@ -83,7 +83,15 @@ def check_config(
                     f"{prof.os_reserve_mb} - keep-alive reserve {prof.keepalive_reserve_mb})"
                 )
         builder = m.source.builder if m.source is not None else None
-        if builder:
+        if m.source is not None and m.source.url:
+            # Like a build, a download is a deployment step (`aios models pull`): a model not
+            # downloaded yet is fine here and says how to get it when it is asked for.
+            if "://" not in m.source.url and not cfg.delivery.base_url:
+                add(
+                    f"{where}.source.url: relative url '{m.source.url}' needs "
+                    "`delivery.base_url` (the OEM model server)"
+                )
+        elif builder:
             # Building is a deployment step (`aios models build`), not a property of the config:
             # a model not built yet fails its own requests, saying how to build it.
             if builders is not None and builder not in builders:

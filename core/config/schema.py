@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aios.types import Capability, DataClass, Tier
+from aios.types import Capability, DataClass, Priority, Tier
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description="Lower-case identifier.")]
@@ -129,8 +129,8 @@ class ModelSource(Strict):
         default=None,
         max_length=512,
         description=(
-            "File name inside `package`, or the name the assembler or builder writes into the "
-            "model dir."
+            "File name inside `package`, or the name the assembler or builder writes, or a "
+            "download from `url` is stored under, in the model dir."
         ),
     )
     builder: str | None = Field(
@@ -154,17 +154,51 @@ class ModelSource(Strict):
         pattern=r"^[0-9a-f]{64}$",
         description="Expected sha256 of the model file, checked once when it is first prepared.",
     )
+    url: str | None = Field(
+        default=None,
+        max_length=4096,
+        pattern=r"^\S+$",
+        description=(
+            "Where the OEM model server serves the file (http or https; a relative URL is "
+            "resolved against `delivery.base_url`). `aios models pull ID` downloads it into the "
+            "model dir as `file`, resumably, and installs it only once `sha256` matches."
+        ),
+    )
+    size_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        le=1 << 40,
+        description=(
+            "Size of the file at `url`, in bytes: shown before the download and used to check "
+            "free disk space before asking the server (default: the server's Content-Length)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_way(self) -> ModelSource:
-        ways = [w for w in ("path", "package", "builder") if getattr(self, w)]
+        ways = [w for w in ("path", "package", "builder", "url") if getattr(self, w)]
         if len(ways) != 1:
             raise ValueError(
-                "give exactly one of `path`, `package` with `file`, or `builder` with `file`"
-                + (f" (got {', '.join(ways)})" if ways else "")
+                "give exactly one of `path`, `package` with `file`, `builder` with `file`, or "
+                "`url` with `file` and `sha256`" + (f" (got {', '.join(ways)})" if ways else "")
             )
         if self.path and (self.file or self.assembler):
             raise ValueError("`path` takes no `file` or `assembler`")
+        if self.url:
+            if not self.file or not self.sha256:
+                raise ValueError(
+                    "`url` needs `file` (the name it is stored under in the model dir) and "
+                    "`sha256` (a download is installed only once it matches)"
+                )
+            if "/" in self.file or "\\" in self.file or self.file in (".", ".."):
+                raise ValueError(f"`file` must be a plain file name with `url`, not {self.file!r}")
+            if self.assembler:
+                raise ValueError("`assembler` goes with `package`, not `url`")
+            scheme = self.url.split(":", 1)[0].lower() if "://" in self.url else None
+            if scheme is not None and scheme not in ("http", "https"):
+                raise ValueError(f"`url` must be http or https, not {scheme}")
+        elif self.size_bytes is not None:
+            raise ValueError("`size_bytes` goes with `url`")
         if self.package and not self.file:
             raise ValueError("`package` needs `file` (the file name inside the package)")
         if self.builder:
@@ -563,11 +597,151 @@ class SchedulingSettings(Strict):
     )
 
 
+TOKEN_SHA256_PATTERN = r"^[0-9a-f]{64}$"
+SKILL_PATTERN = r"^(\*|[a-z][a-z0-9_-]{0,63})$"
+
+
+class AppSpec(Strict):
+    """An app allowed to call the service (`aios serve`), and what it may do."""
+
+    id: Name = Field(description="App id, shown in records, audit logs and metrics.")
+    token_sha256: str = Field(
+        pattern=TOKEN_SHA256_PATTERN,
+        description=(
+            "sha256 (hex) of the app's bearer token; the token itself never lives in a config. "
+            "`aios apps add NAME` makes one, or: "
+            '`python -c "import secrets; print(secrets.token_urlsafe(32))"` then '
+            "`printf %s TOKEN | sha256sum`."
+        ),
+    )
+    skills: list[Annotated[str, Field(pattern=SKILL_PATTERN)]] = Field(
+        min_length=1,
+        max_length=256,
+        description='Skills the app may call; `["*"]` allows every skill.',
+    )
+    data_classes: list[DataClass] = Field(
+        default_factory=lambda: [DataClass.text],
+        max_length=16,
+        description="Data classes the app may send: a skill's data classes must all be here.",
+    )
+    priority: Priority = Field(
+        default=Priority.foreground,
+        description=(
+            "The app's default priority and the highest it may ask for; a request may lower it "
+            "with the header `X-AIOS-Priority: background`."
+        ),
+    )
+    requests_per_minute: int = Field(
+        default=120,
+        ge=1,
+        le=100_000,
+        description="Token-bucket quota (burst of the same size); over it a call gets 429.",
+    )
+    max_concurrent: int = Field(
+        default=4, ge=1, le=1024, description="Calls the app may have running at once."
+    )
+
+
+class ServiceSettings(Strict):
+    """The system service `aios serve`: where it listens and how it protects itself."""
+
+    host: str = Field(
+        default="127.0.0.1",
+        pattern=r"^[0-9a-zA-Z.:\[\]-]{1,255}$",
+        description="TCP address to listen on (loopback by default; apps on the device only).",
+    )
+    port: int = Field(default=8765, ge=0, le=65_535, description="TCP port; 0 picks a free one.")
+    socket: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="Unix domain socket path (default: $AIOS_HOME/aios.sock).",
+    )
+    socket_mode: str = Field(
+        default="0660",
+        pattern=r"^0?[0-7]{3}$",
+        description="File mode of the socket, set before it listens: who may connect.",
+    )
+    apps_file: str | None = Field(
+        default=None,
+        max_length=4096,
+        description=(
+            "Apps file written by `aios apps add` (default: $AIOS_HOME/apps.toml); merged with "
+            "`[[apps]]`, the config winning on a clash of ids."
+        ),
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=1_073_741_824,
+        description="Largest request body; a bigger one gets 413 before it is read whole.",
+    )
+    shutdown_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description=(
+            "On SIGTERM/SIGINT, how long in-flight requests may run before they are cancelled."
+        ),
+    )
+
+
 class StorageSettings(Strict):
     model_dir: str | None = Field(
         default=None,
         max_length=4096,
         description="Where prepared model files are cached (default: $AIOS_HOME/models).",
+    )
+
+
+class DeliverySettings(Strict):
+    """Downloading models that are not in the system image from the OEM model server."""
+
+    base_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://\S+$",
+        description="The OEM model server; relative model `source.url`s are resolved against it.",
+    )
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Longest wait to connect to the model server."
+    )
+    read_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Longest wait for the next bytes of a download before it counts as cut.",
+    )
+    max_retries: int = Field(
+        default=5,
+        ge=0,
+        le=100,
+        description=(
+            "Attempts in a row that may fail (connection cut, timeout, server error) before a "
+            "download gives up; each resumes from the bytes already on disk, and an attempt "
+            "that made progress resets the count."
+        ),
+    )
+    retry_backoff_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=600,
+        description="Wait before the first retry; it doubles on each failure in a row.",
+    )
+    min_free_disk_mb: int = Field(
+        default=512,
+        ge=0,
+        le=1 << 30,
+        description=(
+            "Free space that must remain in the model dir after a download, in MiB; a download "
+            "that would leave less is refused before any byte is written."
+        ),
+    )
+    auto_download: bool = Field(
+        default=False,
+        description=(
+            "Download a model on its first request (the request waits). Off: the request fails "
+            "saying `aios models pull ID` (or the service) must download it first."
+        ),
     )
 
 
@@ -733,6 +907,10 @@ class OEMConfig(Strict):
     index: IndexSettings = Field(
         default_factory=IndexSettings, description="The on-device search index."
     )
+    delivery: DeliverySettings = Field(
+        default_factory=DeliverySettings,
+        description="Downloading models from the OEM model server (`source.url`).",
+    )
     scheduling: SchedulingSettings = Field(
         default_factory=SchedulingSettings,
         description="How calls queue for loaded models (foreground before background).",
@@ -743,6 +921,14 @@ class OEMConfig(Strict):
     device_policy: DevicePolicy = Field(
         default_factory=DevicePolicy,
         description="How temperature, battery and network steer routing and power mode.",
+    )
+    service: ServiceSettings = Field(
+        default_factory=ServiceSettings, description="The system service `aios serve`."
+    )
+    apps: list[AppSpec] = Field(
+        default_factory=list,
+        max_length=1024,
+        description="Apps allowed to call the service, with their permissions and quotas.",
     )
 
     def profile(self, name: str | None = None) -> DeviceProfile:

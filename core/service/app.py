@@ -1,0 +1,270 @@
+"""The service's ASGI app: ``create_app(orchestrator, settings)``; no global app at import.
+
+A pure ASGI middleware guards every endpoint but ``/health``: body size (413, checked on the
+Content-Length and while the body streams in), shutdown (503), the app's bearer token (401),
+its quota (429 with Retry-After); it also holds the orchestrator generation for the request,
+cancels the request when its connection ends, and writes the audit event and HTTP metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aios.config.loader import format_loc
+from aios.config.schema import ServiceSettings
+from aios.errors import AIOSError
+from aios.orchestrator import Orchestrator
+from aios.service import routes_models, routes_openai, routes_skills
+from aios.service.audit import audit
+from aios.service.common import Who
+from aios.service.errors import (
+    BadRequestError,
+    PayloadTooLargeError,
+    body_of,
+    headers_of,
+    internal_error,
+    status_of,
+)
+from aios.service.metrics import CONTENT_TYPE, Metrics
+from aios.service.quotas import Quotas
+from aios.service.runtime import Runtime
+from aios.service.schemas import Health
+
+log = structlog.get_logger("aios.service")
+PUBLIC_PATHS = frozenset({"/health"})
+
+
+def _version() -> str:
+    try:
+        return version("aios")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0+unknown"
+
+
+@dataclass
+class Service:
+    runtime: Runtime
+    settings: ServiceSettings
+    quotas: Quotas
+    metrics: Metrics
+
+
+def error_response(exc: AIOSError) -> JSONResponse:
+    return JSONResponse(body_of(exc), status_code=status_of(exc), headers=headers_of(exc))
+
+
+class ServiceMiddleware:
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        svc = self.service
+        t0 = time.perf_counter()
+        status = 0
+        app_id: str | None = None
+        state: dict[str, Any] = scope.setdefault("state", {})
+        limit = svc.settings.max_body_bytes
+        received = 0
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        async def limited(message_source: Receive = receive) -> Message:
+            nonlocal received
+            message = await message_source()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    state["aios_too_large"] = True
+                    raise PayloadTooLargeError(f"request body is over {limit} bytes")
+            return message
+
+        try:
+            try:
+                declared = int(_header(scope, b"content-length") or 0)
+            except ValueError:
+                raise BadRequestError("Content-Length is not a number") from None
+            if declared > limit:
+                raise PayloadTooLargeError(
+                    f"request body of {declared} bytes is over the limit of {limit}",
+                    hint="[service] max_body_bytes",
+                )
+            with svc.runtime.request() as (gen, cancel):
+                app = gen.apps.authenticate(_header(scope, b"authorization"))
+                app_id = app.id
+                svc.quotas.admit(app)
+                state.update(aios_app=app, aios_gen=gen, aios_cancel=cancel)
+                state["aios_runtime"] = svc.runtime
+                try:
+                    await self.app(scope, limited, send_status)
+                finally:
+                    cancel.set()  # the response is over (or the client left): stop the work
+                    svc.quotas.release(app)
+        except AIOSError as exc:
+            if status:
+                raise
+            state["aios_error"] = exc.code
+            await error_response(exc)(scope, receive, send_status)
+        finally:
+            self._account(scope, state, app_id, status or 500, t0)
+
+    def _account(
+        self, scope: Scope, state: dict[str, Any], app: str | None, status: int, t0: float
+    ) -> None:
+        route = scope.get("route")
+        endpoint = getattr(route, "path", None) or scope["path"]
+        record = state.get("aios_record")
+        skill = state.get("aios_skill")
+        m = self.service.metrics
+        m.http.labels(app or "-", endpoint, str(status)).inc()
+        if skill is not None:
+            outcome = (
+                record.status
+                if record is not None
+                else "cancelled"
+                if status == 499
+                else "error"
+                if status >= 400
+                else "ok"
+            )
+            m.observe(record, skill, outcome)
+        audit(
+            app=app,
+            endpoint=f"{scope['method']} {endpoint}",
+            skill=skill,
+            record=record,
+            status=status,
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            error=state.get("aios_error"),
+        )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AIOSError)
+    async def aios_error(request: Request, exc: AIOSError) -> JSONResponse:
+        request.state.aios_error = exc.code
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        request.state.aios_error = "invalid_request"
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error_response(
+                BadRequestError("request body is not valid JSON", hint="send a JSON object")
+            )
+        problems = []
+        for e in errors:
+            loc = tuple(e.get("loc", ()))
+            loc = loc[1:] if loc[:1] == ("body",) else loc
+            problems.append(f"{format_loc(loc) or 'body'}: {e.get('msg')}")
+        body = {
+            "error": {
+                "code": "invalid_request",
+                "message": "request does not match the endpoint's schema: " + "; ".join(problems),
+                "problems": problems,
+            }
+        }
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if getattr(request.state, "aios_too_large", False):
+            return error_response(PayloadTooLargeError("request body is over the size limit"))
+        codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+        request.state.aios_error = codes.get(exc.status_code, "http_error")
+        body = {
+            "error": {"code": codes.get(exc.status_code, "http_error"), "message": str(exc.detail)}
+        }
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        rid, body = internal_error()
+        request.state.aios_error = f"internal_error {rid}"
+        log.error("service.internal_error", error_id=rid, path=request.url.path, exc_info=exc)
+        return JSONResponse(body, status_code=500)
+
+
+def create_app(
+    orchestrator: Orchestrator,
+    settings: ServiceSettings | None = None,
+    *,
+    runtime: Runtime | None = None,
+) -> FastAPI:
+    """The service on ``orchestrator`` (or on ``runtime``, which reloads swap into)."""
+    runtime = runtime or Runtime.build(orchestrator)
+    settings = settings or orchestrator.config.service
+    holder: dict[str, Runtime] = {"runtime": runtime}
+    service = Service(runtime, settings, Quotas(), Metrics(lambda: holder["runtime"]))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        runtime.close()
+
+    app = FastAPI(
+        title="aios service",
+        version=_version(),
+        description=(
+            "The on-device AI system service: apps call skills and OpenAI-compatible endpoints "
+            "with their app token (`Authorization: Bearer ...`); the service owns the models, "
+            "memory, permissions and quotas. Every error is `{error: {code, message, hint?}}`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.aios = service
+    app.add_middleware(ServiceMiddleware, service=service)
+    _install_error_handlers(app)
+
+    @app.get("/health", response_model=Health, tags=["service"], summary="Liveness (no auth)")
+    def health() -> Health:
+        gen = runtime.current
+        return Health(
+            status="draining" if runtime.draining else "ok",
+            version=_version(),
+            uptime_s=round(time.time() - runtime.started, 3),
+            loaded_models=sorted({k[0] for k in list(gen.orchestrator.governor.resident)}),
+            config_generation=gen.number,
+        )
+
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE: {}}}},
+    )
+    def metrics(who: Who) -> Response:
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+    app.include_router(routes_skills.router)
+    app.include_router(routes_openai.router)
+    app.include_router(routes_models.router)
+    return app
