@@ -184,13 +184,14 @@ def _install_error_handlers(app: FastAPI) -> None:
             loc = tuple(e.get("loc", ()))
             loc = loc[1:] if loc[:1] == ("body",) else loc
             problems.append(f"{format_loc(loc) or 'body'}: {e.get('msg')}")
-        body = {
-            "error": {
-                "code": "invalid_request",
-                "message": "request does not match the endpoint's schema: " + "; ".join(problems),
-                "problems": problems,
-            }
+        err: dict[str, Any] = {
+            "code": "invalid_request",
+            "message": "request does not match the endpoint's schema: " + "; ".join(problems),
+            "problems": problems,
         }
+        if "json" not in request.headers.get("content-type", ""):
+            err["hint"] = "send the body as JSON with 'Content-Type: application/json'"
+        body = {"error": err}
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
@@ -252,6 +253,7 @@ def create_app(
             uptime_s=round(time.time() - runtime.started, 3),
             loaded_models=sorted({k[0] for k in list(gen.orchestrator.governor.resident)}),
             config_generation=gen.number,
+            inflight=runtime.inflight(),
         )
 
     @app.get(

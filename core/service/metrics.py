@@ -74,9 +74,7 @@ class Metrics:
             ["skill", "direction"],
             registry=r,
         )
-        self.cost = Counter(
-            "aios_cloud_cost_cny", "Accounted cloud cost in CNY", ["skill"], registry=r
-        )
+        self.cost = Counter("aios_cloud_cost_cny", "Accounted cloud cost in CNY", registry=r)
         r.register(_ModelCollector(runtime))
 
     def observe(self, record: ExecutionRecord | None, skill: str, status: str) -> None:
@@ -88,7 +86,7 @@ class Metrics:
         self.tokens.labels(skill, "in").inc(record.tokens_in)
         self.tokens.labels(skill, "out").inc(record.tokens_out)
         if record.cost_cny:
-            self.cost.labels(skill).inc(record.cost_cny)
+            self.cost.inc(record.cost_cny)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

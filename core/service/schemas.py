@@ -30,6 +30,7 @@ class Health(Strict):
     uptime_s: float
     loaded_models: list[str]
     config_generation: int = Field(description="Bumped by each successful reload (SIGHUP).")
+    inflight: int = Field(description="Requests being served now.")
 
 
 class SkillInfo(Strict):

@@ -100,21 +100,22 @@ class AiosServer(uvicorn.Server):
         await super().startup(sockets)
         if self.started:
             print(self.ready_line, flush=True)
-            log.info("service.ready", line=self.ready_line)
+            log.info("service.ready", line=self.ready_line, pid=os.getpid())
 
     def handle_exit(self, sig: int, frame: Any) -> None:
-        if not self.runtime.draining:
-            self.runtime.draining = True
-            log.info(
-                "service.draining",
-                signal=signal.Signals(sig).name,
-                inflight=self.runtime.inflight(),
-                grace_s=self.grace_s,
-            )
-            timer = threading.Timer(self.grace_s, self._grace_over)
-            timer.daemon = True
-            timer.start()
-        super().handle_exit(sig, frame)
+        super().handle_exit(sig, frame)  # uvicorn stops accepting and waits for connections
+        if self.runtime.draining:
+            return
+        self.runtime.draining = True
+        log.info(
+            "service.draining",
+            signal=signal.Signals(sig).name,
+            inflight=self.runtime.inflight(),
+            grace_s=self.grace_s,
+        )
+        timer = threading.Timer(self.grace_s, self._grace_over)
+        timer.daemon = True
+        timer.start()
 
     def _grace_over(self) -> None:
         n = self.runtime.cancel_all()
@@ -131,20 +132,25 @@ class AiosServer(uvicorn.Server):
 
     @contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
-        # uvicorn's own re-raises the signal after shutdown (exit status -15); a service that
-        # shut down gracefully exits 0.
+        # Through the event loop, so handlers run as loop callbacks, not between two bytecodes
+        # of whatever the main thread was doing. Unlike uvicorn's own, this does not re-raise
+        # the signal after shutdown: a graceful stop exits 0.
         if threading.current_thread() is not threading.main_thread():
             yield
             return
+        import asyncio
+
+        loop = asyncio.get_running_loop()
         handlers = {signal.SIGINT: self.handle_exit, signal.SIGTERM: self.handle_exit}
         if hasattr(signal, "SIGHUP"):
             handlers[signal.SIGHUP] = self._on_hup
-        original = {sig: signal.signal(sig, h) for sig, h in handlers.items()}
+        for sig, handler in handlers.items():
+            loop.add_signal_handler(sig, handler, sig, None)
         try:
             yield
         finally:
-            for sig, h in original.items():
-                signal.signal(sig, h)
+            for sig in handlers:
+                loop.remove_signal_handler(sig)
 
 
 def serve(
@@ -190,6 +196,6 @@ def serve(
             uds.unlink()
         except FileNotFoundError:
             pass
-    log.info("service.stopped")
+    log.info("service.stopped", pid=os.getpid())
     sys.stdout.flush()
     return 0
