@@ -474,3 +474,36 @@ def test_grace_period_cancels_the_rest_with_a_clear_error(tmp_path: Path) -> Non
         assert "service.grace_expired" in svc.log_text()
     finally:
         svc.stop()
+
+
+def test_cli_model_residency_verbs_talk_to_the_service(svc: Service) -> None:
+    """`aios models load|pin|resident|unload` act on the running service over its socket."""
+    from .conftest import run_cli
+    from .service_support import TOKENS
+
+    common = ["--config", str(svc.config), "--socket", str(svc.socket)]
+    env = {"AIOS_TOKEN": TOKENS["full"]}
+    proc = run_cli("models", "load", "smollm2-135m-instruct", "--pin", *common, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "id": "smollm2-135m-instruct",
+        "resident": True,
+        "pinned": True,
+        "changed": True,
+    }
+    proc = run_cli("models", "resident", *common, "--json", env=env)
+    status = {m["id"]: m for m in json.loads(proc.stdout)["models"]}
+    assert status["smollm2-135m-instruct"]["pinned"] is True
+    proc = run_cli("models", "resident", *common, env=env)
+    assert "smollm2-135m-instruct" in proc.stdout and "pinned" in proc.stdout
+    proc = run_cli("models", "pin", "smollm2-135m-instruct", "--off", *common, env=env)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["pinned"] is False
+    proc = run_cli("models", "unload", "smollm2-135m-instruct", *common, env=env)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["resident"] is False
+    # No token, a limited app's token, an unknown model: clean errors, no traceback.
+    proc = run_cli("models", "load", "gemma3-270m", *common, env={"AIOS_TOKEN": ""})
+    assert proc.returncode != 0 and "needs an app token" in proc.stderr
+    proc = run_cli("models", "load", "gemma3-270m", *common, env={"AIOS_TOKEN": TOKENS["limited"]})
+    assert proc.returncode != 0 and "(403)" in proc.stderr
+    proc = run_cli("models", "unload", "nope", *common, env=env)
+    assert proc.returncode != 0 and "(404)" in proc.stderr and "Traceback" not in proc.stderr

@@ -17,6 +17,7 @@ from aios.cli import (
     device_commands,
     index_commands,
     model_commands,
+    residency_commands,
     service_commands,
 )
 from aios.cli.options import add_routing_arguments
@@ -151,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(q)
     model_commands.add_build_parser(msub, _common)
     delivery_commands.add_parsers(msub, _common)
+    residency_commands.add_parsers(msub, _common)
 
     _report_parser(sub)
     _router_parser(sub)
