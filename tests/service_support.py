@@ -89,12 +89,20 @@ class Service:
                 self.proc.wait(10)
 
 
-def start_service(tmp: Path, *, grace_s: float = 5.0, socket_mode: str = "0600") -> Service:
+def start_service(
+    tmp: Path,
+    *,
+    grace_s: float = 5.0,
+    socket_mode: str = "0600",
+    extra_config: str = "",
+    env: dict[str, str] | None = None,
+) -> Service:
+    """``extra_config`` is appended to the config (more ``[[apps]]``); ``env`` adds variables."""
     cfg = tmp / "oem.toml"
-    cfg.write_text(service_config(tmp, grace_s=grace_s), encoding="utf-8")
+    cfg.write_text(service_config(tmp, grace_s=grace_s, extra_apps=extra_config), encoding="utf-8")
     sock = tmp / "aios.sock"
     log = tmp / "service.log"
-    env = {**os.environ, "AIOS_LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "AIOS_LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.Popen(
         [
             sys.executable,

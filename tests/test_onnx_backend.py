@@ -53,3 +53,13 @@ def test_npu_backends_probe_honestly() -> None:
 def test_unavailable_backends_show_their_reason_in_the_cli(reference: Orchestrator) -> None:
     avail = reference.probe("neuropilot")
     assert avail is not None and not avail.available and avail.reason
+
+
+def test_onnx_footprint_is_at_least_the_declared_memory(tmp_path: Path) -> None:
+    """The file gives weights only; activations make an OEM's measured figure the floor."""
+    path = linear_relu(tmp_path / "tiny.onnx")
+    backend = OnnxRuntimeBackend()
+    small = spec()  # declares 1 MB: far more than the few hundred bytes of weights
+    assert backend.footprint_mb(small, path) == 1.0
+    declared = small.model_copy(update={"memory_mb": 260})
+    assert backend.footprint_mb(declared, path) == 260.0
