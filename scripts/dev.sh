@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for the README's Quick start and for CI:
-#   bash scripts/dev.sh demo    set up, then summarize the bundled sample on reference.toml
+#   bash scripts/dev.sh demo    set up, start `aios serve` on reference.toml, summarize the
+#                               bundled sample through it over HTTP, stop it
 #   bash scripts/dev.sh test    set up (plus the model-build packages: torch CPU, scikit-image),
 #                               then run the whole test suite
 # Setup is idempotent: a virtual environment in .venv (or $AIOS_VENV), reinstalled only when
@@ -62,7 +63,7 @@ case "$cmd" in
     setup ;;
   demo)
     setup
-    exec "$VENV/bin/aios" demo "$@" ;;
+    exec "$VENV/bin/aios" demo --service "$@" ;;
   test)
     setup test
     set +e

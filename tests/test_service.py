@@ -507,3 +507,16 @@ def test_cli_model_residency_verbs_talk_to_the_service(svc: Service) -> None:
     assert proc.returncode != 0 and "(403)" in proc.stderr
     proc = run_cli("models", "unload", "nope", *common, env=env)
     assert proc.returncode != 0 and "(404)" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_demo_runs_the_main_job_through_the_service() -> None:
+    """The README's main-job command: serve, one HTTP call as an app, graceful stop."""
+    from .conftest import run_cli
+
+    proc = run_cli("demo", "--service", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["health"]["status"] == "ok"
+    assert out["output"]["method"] in ("abstractive", "extractive")
+    assert "wind farm" in out["output"]["summary"].lower()
+    assert out["record"]["skill"] == "summarize" and out["record"]["tier"] == "device"

@@ -326,6 +326,10 @@ def report_cost(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
+    if args.service:
+        from aios.cli.demo_service import demo_service
+
+        return demo_service(args)
     orch = _orchestrator(args)
     sample = resources.files("aios.data").joinpath(SAMPLE_DOCUMENT).read_text(encoding="utf-8")
     if not args.json:

@@ -163,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="summarize the bundled sample document (the main job)")
     _common(p)
     p.add_argument("--stream", action="store_true", help="print the summary as it is generated")
+    p.add_argument(
+        "--service",
+        action="store_true",
+        help="run it as a device does: start `aios serve`, call it over HTTP, stop it",
+    )
     return parser
 
 

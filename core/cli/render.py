@@ -38,7 +38,10 @@ def backends_table(rows: list[dict[str, Any]], profile: str) -> None:
 
 
 def output(out: BaseModel, skill: str | None = None) -> None:
-    data = out.model_dump(mode="json")
+    output_dict(out.model_dump(mode="json"), skill)
+
+
+def output_dict(data: dict[str, Any], skill: str | None = None) -> None:
     special = _BY_SKILL.get(skill or "")
     if special is not None:
         special(data)
