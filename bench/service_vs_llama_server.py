@@ -161,8 +161,8 @@ def start_llama(path: Path, n_ctx: int, threads: int, interrupt: bool, tmp: Path
         "512",
         "--n_threads",  # its default is half the cores; aios uses all of them
         str(threads),
-        "--n_threads_batch",
-        str(threads),
+        "--n_threads_batch",  # what aios's Llama(...) gets by default: all cores
+        str(os.cpu_count() or 1),
         "--interrupt_requests",
         str(interrupt),
         "--verbose",  # aios keeps llama.cpp quiet too (its log goes to structlog at debug)
@@ -185,8 +185,13 @@ def start_llama(path: Path, n_ctx: int, threads: int, interrupt: bool, tmp: Path
     raise _fail(server.name, log, "not ready after 120 s")
 
 
-def start_aios(token: str, tmp: Path) -> Server:
+def start_aios(token: str, threads: int | None, tmp: Path) -> Server:
     reference = resources.files("aios.oem_configs").joinpath("reference.toml").read_text()
+    if threads is not None:  # the model entry's own `threads` (default: all cores)
+        reference, n = re.subn(
+            rf'^id = "{MODEL}"\n', f'id = "{MODEL}"\nthreads = {threads}\n', reference, flags=re.M
+        )
+        assert n == 1, f"model {MODEL} not found in reference.toml"
     digest = hashlib.sha256(token.encode()).hexdigest()
     cfg = tmp / "oem.toml"
     cfg.write_text(
@@ -249,6 +254,9 @@ async def one_request(client: httpx.AsyncClient, server: Server, prompt: str, to
             chunk = json.loads(data)
             if "error" in chunk:
                 raise RuntimeError(f"{server.name}: error event: {chunk['error']}")
+            record = chunk.get("aios_record")  # aios names the model that really answered
+            if record is not None and record.get("model") != MODEL:
+                raise RuntimeError(f"{server.name}: answered by {record.get('model')!r}")
             choice = chunk["choices"][0]
             if choice.get("text"):
                 n += 1
@@ -372,6 +380,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--tokens", type=int, default=48, help="max_tokens per request")
     ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="generation threads for both servers (default: the reference config's, all cores)",
+    )
+    ap.add_argument(
         "--llama-interrupt",
         action="store_true",
         help="run llama_cpp.server with its default interrupt_requests=True (cuts streams short)",
@@ -382,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = config.model(MODEL)
     base_dir = cfg_path.parent
     path = resolve(spec, base_dir, model_dir(config.storage.model_dir, base_dir))
-    threads = spec.threads or os.cpu_count() or 1
+    threads = args.threads or spec.threads or os.cpu_count() or 1
     err(
         f"model {MODEL}: {path}; n_ctx {spec.context_length}, {threads} threads, "
         f"{args.tokens} tokens per request, temperature 0, {len(PROMPTS)} prompts"
@@ -400,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             llama = start_llama(path, spec.context_length, threads, args.llama_interrupt, tmp)
             started.append(llama)
-            aios = start_aios("aios_bench_" + secrets.token_urlsafe(24), tmp)
+            aios = start_aios("aios_bench_" + secrets.token_urlsafe(24), args.threads, tmp)
             started.append(aios)
             err(f"{llama.name} on {llama.url}, {aios.name} on {aios.url}")
             t0 = time.perf_counter()

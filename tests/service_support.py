@@ -26,7 +26,9 @@ def _sha(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def service_config(tmp: Path, *, grace_s: float = 5.0, extra_apps: str = "") -> str:
+def service_config(
+    tmp: Path, *, grace_s: float = 5.0, extra_apps: str = "", extra_service: str = ""
+) -> str:
     """The reference config plus a [service] section and test apps."""
     reference = resources.files("aios.oem_configs").joinpath("reference.toml").read_text()
     return (
@@ -36,6 +38,7 @@ def service_config(tmp: Path, *, grace_s: float = 5.0, extra_apps: str = "") -> 
 apps_file = "{tmp / "apps.toml"}"
 max_body_bytes = 65536
 shutdown_grace_s = {grace_s}
+{extra_service}
 
 [[apps]]
 id = "full"
@@ -95,11 +98,16 @@ def start_service(
     grace_s: float = 5.0,
     socket_mode: str = "0600",
     extra_config: str = "",
+    extra_service: str = "",
     env: dict[str, str] | None = None,
 ) -> Service:
-    """``extra_config`` is appended to the config (more ``[[apps]]``); ``env`` adds variables."""
+    """``extra_config`` is appended to the config (more ``[[apps]]``), ``extra_service`` to its
+    ``[service]`` table; ``env`` adds environment variables."""
     cfg = tmp / "oem.toml"
-    cfg.write_text(service_config(tmp, grace_s=grace_s, extra_apps=extra_config), encoding="utf-8")
+    text = service_config(
+        tmp, grace_s=grace_s, extra_apps=extra_config, extra_service=extra_service
+    )
+    cfg.write_text(text, encoding="utf-8")
     sock = tmp / "aios.sock"
     log = tmp / "service.log"
     env = {**os.environ, "AIOS_LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1", **(env or {})}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import statistics
 import threading
 import time
 from collections import Counter
@@ -31,7 +30,8 @@ LOAD_TOKEN = "tok-load-0123456789"
 AUTH = {"Authorization": f"Bearer {LOAD_TOKEN}"}
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 5
-UDS_CLIENTS = 2  # the last ones talk over the Unix socket, the rest over TCP
+UDS_CLIENTS = 2
+BODY_TIMEOUT_S = 2  # the last ones talk over the Unix socket, the rest over TCP
 DOCS = {
     "bicycles.txt": "The city council approved protected bicycle lanes along the river road.",
     "bread.txt": "Knead the sourdough bread dough, let it rise overnight, then bake it hot.",
@@ -66,7 +66,9 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     docs.mkdir()
     for name, text in DOCS.items():
         (docs / name).write_text(text, encoding="utf-8")
-    service = start_service(tmp, extra_config=_extra_config(tmp))
+    service = start_service(
+        tmp, extra_config=_extra_config(tmp), extra_service=f"body_timeout_s = {BODY_TIMEOUT_S}"
+    )
     try:
         with httpx.Client(base_url=service.url, headers=AUTH, timeout=120) as c:
             r = c.post("/v1/skills/index", json={"input": {"path": str(docs), "user": "load"}})
@@ -441,6 +443,19 @@ def test_slow_clients_do_not_hold_up_the_others(svc: Service) -> None:
         )
         assert during <= before * 2 + 0.5
         assert max(times[1::2]) < 1.0
+        # The stalled bodies are refused once body_timeout_s passes; their slots come back.
+        stalled = socks[1]
+        stalled.settimeout(BODY_TIMEOUT_S + 5)
+        reply = b""
+        while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+            chunk = stalled.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), reply
+        assert json.loads(body)["error"]["code"] == "request_timeout"
+        assert httpx.get(f"{svc.url}/health").json()["inflight"] == 0
     finally:
         stop.set()
         for s in socks:

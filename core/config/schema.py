@@ -675,6 +675,15 @@ class ServiceSettings(Strict):
         le=1_073_741_824,
         description="Largest request body; a bigger one gets 413 before it is read whole.",
     )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Longest wait for the next piece of a request body; a client that stalls mid-body "
+            "(slowloris) gets 408 and frees its slot."
+        ),
+    )
     shutdown_grace_s: float = Field(
         default=10.0,
         ge=0,

@@ -1,13 +1,15 @@
 """The service's ASGI app: ``create_app(orchestrator, settings)``; no global app at import.
 
 A pure ASGI middleware guards every endpoint but ``/health``: body size (413, checked on the
-Content-Length and while the body streams in), shutdown (503), the app's bearer token (401),
-its quota (429 with Retry-After); it also holds the orchestrator generation for the request,
-cancels the request when its connection ends, and writes the audit event and HTTP metrics.
+Content-Length and while the body streams in), a body that stalls (408), shutdown (503), the
+app's bearer token (401), its quota (429 with Retry-After); it also holds the orchestrator
+generation for the request, cancels the request when its connection ends, and writes the audit
+event and HTTP metrics.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,6 +34,7 @@ from aios.service.common import Who
 from aios.service.errors import (
     BadRequestError,
     PayloadTooLargeError,
+    RequestTimeoutError,
     body_of,
     headers_of,
     internal_error,
@@ -81,6 +84,7 @@ class ServiceMiddleware:
         state: dict[str, Any] = scope.setdefault("state", {})
         limit = svc.settings.max_body_bytes
         received = 0
+        body_done = False
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -89,13 +93,25 @@ class ServiceMiddleware:
             await send(message)
 
         async def limited(message_source: Receive = receive) -> Message:
-            nonlocal received
-            message = await message_source()
+            nonlocal received, body_done
+            if body_done:  # later receives wait for the disconnect: no deadline on those
+                return await message_source()
+            try:
+                message = await asyncio.wait_for(message_source(), svc.settings.body_timeout_s)
+            except TimeoutError:
+                state["aios_body_error"] = RequestTimeoutError(
+                    f"no request body arrived for {svc.settings.body_timeout_s:g} s",
+                    hint="[service] body_timeout_s",
+                )
+                raise state["aios_body_error"] from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    state["aios_too_large"] = True
-                    raise PayloadTooLargeError(f"request body is over {limit} bytes")
+                    state["aios_body_error"] = PayloadTooLargeError(
+                        f"request body is over {limit} bytes"
+                    )
+                    raise state["aios_body_error"]
+                body_done = not message.get("more_body", False)
             return message
 
         try:
@@ -196,8 +212,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if getattr(request.state, "aios_too_large", False):
-            return error_response(PayloadTooLargeError("request body is over the size limit"))
+        body_error = getattr(request.state, "aios_body_error", None)
+        if body_error is not None:  # FastAPI turned our refusal to read the body into a 400
+            request.state.aios_error = body_error.code
+            return error_response(body_error)
         codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
         request.state.aios_error = codes.get(exc.status_code, "http_error")
         body = {

@@ -20,7 +20,7 @@ from aios.errors import AIOSError, CancelledError
 from aios.orchestrator import Result, StreamEvent
 from aios.routing.policy import RequestOptions
 from aios.service.auth import check_skill, effective_priority
-from aios.service.errors import ForbiddenError, ShuttingDownError
+from aios.service.errors import ForbiddenError, NotFoundError, ShuttingDownError
 from aios.service.runtime import Generation, Runtime
 from aios.skill import Skill
 
@@ -43,6 +43,18 @@ class Caller:
         self.state.aios_skill = name  # only known skills become metric labels
         check_skill(self.app, cls)
         return cls
+
+    def model(self, requested: str | None) -> str | None:
+        """The model a skill request names, if it is in the matrix (404 otherwise)."""
+        if requested is not None:
+            try:
+                self.gen.config.model(requested)
+            except KeyError:
+                raise NotFoundError(
+                    f"model '{requested}' is not in the model matrix",
+                    hint="GET /v1/models lists them; leave 'model' out to let aios choose",
+                ) from None
+        return requested
 
     def require_operator(self) -> None:
         """Model control (load, unload, pin) is for apps allowed every skill."""

@@ -65,6 +65,11 @@ class NotFoundError(ServiceError):
     status = 404
 
 
+class RequestTimeoutError(ServiceError):
+    code = "request_timeout"
+    status = 408
+
+
 class ConflictError(ServiceError):
     code = "conflict"
     status = 409

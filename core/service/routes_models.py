@@ -20,7 +20,7 @@ from aios.service.schemas import (
 from aios.types import Tier
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-ERRORS = {s: {"model": ErrorBody} for s in (401, 404, 409, 413, 422, 429, 503, 507)}
+ERRORS = {s: {"model": ErrorBody} for s in (401, 404, 408, 409, 413, 422, 429, 503, 507)}
 
 
 def _device_model(orch: Orchestrator, model_id: str) -> ModelSpec:

@@ -33,7 +33,7 @@ from aios.service.schemas import ErrorBody
 from aios.types import Capability, Tier
 
 router = APIRouter(prefix="/v1", tags=["openai"])
-ERRORS = {s: {"model": ErrorBody} for s in (400, 401, 403, 404, 413, 422, 429, 503)}
+ERRORS = {s: {"model": ErrorBody} for s in (400, 401, 403, 404, 408, 413, 422, 429, 503)}
 AUTO_MODELS = {"", "auto", "aios", "default"}
 
 

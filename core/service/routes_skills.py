@@ -19,7 +19,7 @@ from aios.service.common import (
 from aios.service.schemas import ErrorBody, SkillInfo, SkillList, SkillRequest, SkillResult
 
 router = APIRouter(prefix="/v1/skills", tags=["skills"])
-ERRORS = {s: {"model": ErrorBody} for s in (401, 403, 404, 413, 422, 429, 499, 503)}
+ERRORS = {s: {"model": ErrorBody} for s in (401, 403, 404, 408, 413, 422, 429, 499, 503)}
 
 
 @router.get("", response_model=SkillList, summary="Skills this app may call, with schemas")
@@ -50,7 +50,9 @@ def list_skills(who: Who) -> SkillList:
 )
 async def run_skill(name: str, body: SkillRequest, request: Request, who: Who) -> SkillResult:
     who.skill(name)
-    opts = who.options(request, model=body.model, mode=body.mode, sensitive=body.sensitive)
+    opts = who.options(
+        request, model=who.model(body.model), mode=body.mode, sensitive=body.sensitive
+    )
     result = await invoke(who, name, body.input, opts)
     return SkillResult(**result.to_dict())
 
@@ -67,7 +69,9 @@ async def stream_skill(
     name: str, body: SkillRequest, request: Request, who: Who
 ) -> StreamingResponse:
     who.skill(name)
-    opts = who.options(request, model=body.model, mode=body.mode, sensitive=body.sensitive)
+    opts = who.options(
+        request, model=who.model(body.model), mode=body.mode, sensitive=body.sensitive
+    )
 
     items = await started(stream(who, request, name, body.input, opts))
 
