@@ -521,3 +521,18 @@ def test_demo_runs_the_main_job_through_the_service() -> None:
     assert out["output"]["method"] in ("abstractive", "extractive")
     assert "wind farm" in out["output"]["summary"].lower()
     assert out["record"]["skill"] == "summarize" and out["record"]["tier"] == "device"
+
+
+def test_feature_status_and_pull(full: httpx.Client, svc: Service) -> None:
+    """AICore-style feature status for every app; pulling a model is for operators."""
+    r = full.get("/v1/models/features")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["models"]["gemma3-270m"]["state"] == "available"
+    assert body["skills"]["summarize"]["state"] == "available"
+    assert body["models"]["efficientnet-lite0"]["state"] in ("available", "unavailable")
+    r = full.post("/v1/models/gemma3-270m/pull")
+    _error(r, 409)  # shipped in the image: nothing to download
+    with svc.client("limited") as limited:
+        assert limited.get("/v1/models/features").status_code == 200
+        _error(limited.post("/v1/models/gemma3-270m/pull"), 403)

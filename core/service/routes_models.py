@@ -11,11 +11,13 @@ from aios.service.common import Who
 from aios.service.errors import ConflictError, NotFoundError
 from aios.service.schemas import (
     ErrorBody,
+    FeatureStatus,
     LoadRequest,
     ModelAction,
     ModelStatus,
     ModelStatusList,
     PinRequest,
+    PullStarted,
 )
 from aios.types import Tier
 
@@ -98,3 +100,28 @@ def pin_model(model_id: str, body: PinRequest, who: Who) -> ModelAction:
             f"model '{model_id}' is not loaded", hint=f"POST /v1/models/{model_id}/load first"
         )
     return _action(orch, spec, changed=True)
+
+
+@router.get("/features", response_model=FeatureStatus, summary="What this device can run now")
+def features(who: Who) -> FeatureStatus:
+    """Each model and skill: available / downloadable / downloading (progress) / unavailable
+    (reason). Nothing is loaded to answer."""
+    from aios.delivery.status import feature_status
+
+    return FeatureStatus(**feature_status(who.gen.orchestrator))
+
+
+@router.post("/{model_id}/pull", response_model=PullStarted, status_code=202, responses=ERRORS)
+def pull_model(model_id: str, who: Who) -> PullStarted:
+    """Start downloading a model from the OEM model server; progress shows in `/features`."""
+    who.require_operator()
+    orch = who.gen.orchestrator
+    spec = _device_model(orch, model_id)
+    if spec.source is None or not spec.source.url:
+        raise ConflictError(f"model '{model_id}' is not delivered by download (no source url)")
+    if orch.delivery.installed(spec):
+        return PullStarted(id=model_id, state="available")
+    orch.delivery.start(spec)
+    return PullStarted(
+        id=model_id, state="downloading", progress=orch.delivery.progress.get(model_id)
+    )

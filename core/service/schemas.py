@@ -90,3 +90,18 @@ class ModelAction(Strict):
     resident: bool
     pinned: bool
     changed: bool = Field(description="False when there was nothing to do.")
+
+
+class FeatureStatus(Strict):
+    """Per model and skill, as AICore reports features: `available`, `downloadable` (size),
+    `downloading` (progress), or `unavailable` (with the reason)."""
+
+    profile: str
+    models: dict[str, dict[str, Any]]
+    skills: dict[str, dict[str, Any]]
+
+
+class PullStarted(Strict):
+    id: str
+    state: str = Field(description="`downloading`, or `available` when already installed.")
+    progress: dict[str, Any] | None = None
