@@ -227,7 +227,9 @@ max_concurrent = 64
     return Server("aios serve", m.group(1), proc, log, headers)
 
 
-async def one_request(client: httpx.AsyncClient, server: Server, prompt: str, tokens: int) -> Sample:
+async def one_request(
+    client: httpx.AsyncClient, server: Server, prompt: str, tokens: int
+) -> Sample:
     body = {
         "model": MODEL,
         "prompt": prompt,
@@ -401,9 +403,13 @@ def main(argv: list[str] | None = None) -> int:
         f"model {MODEL}: {path}; n_ctx {spec.context_length}, {threads} threads, "
         f"{args.tokens} tokens per request, temperature 0, {len(PROMPTS)} prompts"
     )
-    interrupt = "llama_cpp.server's default interrupt_requests=True" if args.llama_interrupt else (
-        "interrupt_requests=False, so every request gets its whole answer "
-        "(--llama-interrupt runs its default)"
+    interrupt = (
+        "llama_cpp.server's default interrupt_requests=True"
+        if args.llama_interrupt
+        else (
+            "interrupt_requests=False, so every request gets its whole answer "
+            "(--llama-interrupt runs its default)"
+        )
     )
     err(CONCURRENCY_NOTE.format(interrupt=interrupt))
     err("")
