@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import re
@@ -40,7 +39,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +113,7 @@ class Tally:
 class Server:
     name: str
     url: str
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[Any]
     log: Path
     headers: dict[str, str]
 
@@ -186,45 +184,27 @@ def start_llama(path: Path, n_ctx: int, threads: int, interrupt: bool, tmp: Path
 
 
 def start_aios(token: str, threads: int | None, tmp: Path) -> Server:
-    reference = resources.files("aios.oem_configs").joinpath("reference.toml").read_text()
+    from aios.service.launch import app_toml, reference_toml, spawn
+
+    reference = reference_toml()
     if threads is not None:  # the model entry's own `threads` (default: all cores)
         reference, n = re.subn(
             rf'^id = "{MODEL}"\n', f'id = "{MODEL}"\nthreads = {threads}\n', reference, flags=re.M
         )
         assert n == 1, f"model {MODEL} not found in reference.toml"
-    digest = hashlib.sha256(token.encode()).hexdigest()
-    cfg = tmp / "oem.toml"
-    cfg.write_text(
-        reference
-        + f"""
-[service]
-apps_file = "{tmp / "apps.toml"}"
-
-[[apps]]
-id = "bench"
-token_sha256 = "{digest}"
-skills = ["*"]
-data_classes = ["text", "documents"]
-requests_per_minute = 100000
-max_concurrent = 64
-""",
-        encoding="utf-8",
+    apps = app_toml(
+        "bench",
+        token,
+        ["*"],
+        data_classes=["text", "documents"],
+        requests_per_minute=100000,
+        max_concurrent=64,
     )
-    log = tmp / "aios_serve.log"
-    env = {k: v for k, v in os.environ.items() if k != "AIOS_LOG_LEVEL"}  # its own default
-    sock = tmp / "aios.sock"
-    cmd = [sys.executable, "-m", "aios.cli.main", "serve", "--config", str(cfg)]
-    cmd += ["--host", "127.0.0.1", "--port", "0", "--socket", str(sock)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log.open("wb"), env=env)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().decode("utf-8", "replace")  # the ready line, or EOF
-    m = re.match(r"aios serve: listening on (http://\S+) and unix:", line)
-    if not m:
-        proc.kill()
-        proc.wait(10)
-        raise _fail("aios serve", log, repr(line))
+    cfg = tmp / "oem.toml"
+    cfg.write_text(f'{reference}\n[service]\napps_file = "{tmp / "apps.toml"}"\n\n{apps}')
+    svc = spawn(cfg, tmp, args=("--host", "127.0.0.1"))
     headers = {"Authorization": f"Bearer {token}"}
-    return Server("aios serve", m.group(1), proc, log, headers)
+    return Server("aios serve", svc.url, svc.proc, svc.log, headers)
 
 
 async def one_request(

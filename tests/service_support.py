@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
 import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import httpx
+
+from aios.service.launch import Spawned, reference_toml, spawn, token_sha256
 
 TOKENS = {
     "full": "tok-full-0123456789",
@@ -22,17 +17,15 @@ TOKENS = {
 }
 
 
-def _sha(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+_sha = token_sha256
 
 
 def service_config(
     tmp: Path, *, grace_s: float = 5.0, extra_apps: str = "", extra_service: str = ""
 ) -> str:
     """The reference config plus a [service] section and test apps."""
-    reference = resources.files("aios.oem_configs").joinpath("reference.toml").read_text()
     return (
-        reference
+        reference_toml()
         + f"""
 [service]
 apps_file = "{tmp / "apps.toml"}"
@@ -65,12 +58,8 @@ data_classes = ["text"]
 
 
 @dataclass
-class Service:
-    proc: subprocess.Popen[str]
-    url: str
-    socket: Path
+class Service(Spawned):
     config: Path
-    log: Path
 
     def client(self, app: str | None = "full", **kw: object) -> httpx.Client:
         headers = {"Authorization": f"Bearer {TOKENS[app]}"} if app else {}
@@ -81,15 +70,6 @@ class Service:
 
     def signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
 
 
 def start_service(
@@ -108,38 +88,11 @@ def start_service(
         tmp, grace_s=grace_s, extra_apps=extra_config, extra_service=extra_service
     )
     cfg.write_text(text, encoding="utf-8")
-    sock = tmp / "aios.sock"
-    log = tmp / "service.log"
-    env = {**os.environ, "AIOS_LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1", **(env or {})}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aios.cli.main",
-            "serve",
-            "--config",
-            str(cfg),
-            "--port",
-            "0",
-            "--socket",
-            str(sock),
-            "--socket-mode",
-            socket_mode,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=log.open("w"),
-        text=True,
-        env=env,
+    spawned = spawn(
+        cfg,
+        tmp,
+        args=("--socket-mode", socket_mode),
+        env={"AIOS_LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1", **(env or {})},
+        timeout_s=60,
     )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    line = ""
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line or proc.poll() is not None:
-            break
-    m = re.match(r"aios serve: listening on (http://\S+) and unix:(\S+)", line)
-    if not m:
-        proc.kill()
-        raise RuntimeError(f"service did not start: {line!r}\n{log.read_text()[-3000:]}")
-    return Service(proc, m.group(1), Path(m.group(2)), cfg, log)
+    return Service(spawned.proc, spawned.url, spawned.socket, spawned.log, cfg)

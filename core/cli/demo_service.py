@@ -9,12 +9,8 @@ service with SIGTERM (a graceful shutdown).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import re
 import secrets
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,52 +21,18 @@ from typing import Any
 from aios.errors import AIOSError
 
 SAMPLE_DOCUMENT = "sample_article.txt"
-READY = re.compile(r"aios serve: listening on (http://\S+) and unix:(\S+)")
-START_TIMEOUT_S = 120
 
 
 def _config(tmp: Path, token: str) -> Path:
-    reference = resources.files("aios.oem_configs").joinpath("reference.toml").read_text()
-    digest = hashlib.sha256(token.encode()).hexdigest()
-    cfg = tmp / "demo.toml"
-    cfg.write_text(
-        reference
-        + f"""
-[service]
-apps_file = "{tmp / "apps.toml"}"
+    from aios.service.launch import app_toml, reference_toml
 
-[[apps]]
-id = "demo"
-token_sha256 = "{digest}"
-skills = ["summarize"]
-data_classes = ["text", "documents"]
-""",
+    cfg = tmp / "demo.toml"
+    apps = app_toml("demo", token, ["summarize"], data_classes=["text", "documents"])
+    cfg.write_text(
+        reference_toml() + f'\n[service]\napps_file = "{tmp / "apps.toml"}"\n\n' + apps,
         encoding="utf-8",
     )
     return cfg
-
-
-def _start(cfg: Path, tmp: Path) -> tuple[subprocess.Popen[str], str, str]:
-    log = (tmp / "service.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aios.cli.main", "serve", "--config", str(cfg), "--port", "0"]
-        + ["--socket", str(tmp / "aios.sock"), "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        m = READY.match(line)
-        if m:
-            return proc, m.group(1), m.group(2)
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    tail = (tmp / "service.log").read_text(errors="replace")[-2000:]
-    raise AIOSError(f"the service did not start:\n{tail}")
 
 
 def demo_service(args: argparse.Namespace) -> int:
@@ -78,13 +40,15 @@ def demo_service(args: argparse.Namespace) -> int:
 
     from aios.cli import render
     from aios.record import ExecutionRecord
+    from aios.service.launch import spawn
 
     sample = resources.files("aios.data").joinpath(SAMPLE_DOCUMENT).read_text(encoding="utf-8")
     token = "demo-" + secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="aios-demo-") as name:
         tmp = Path(name)
         t0 = time.monotonic()
-        proc, url, sock = _start(_config(tmp, token), tmp)
+        svc = spawn(_config(tmp, token), tmp, args=("--log-level", "warning"))
+        url, sock = svc.url, svc.socket
         err = sys.stderr
         print(f"service up in {time.monotonic() - t0:.1f} s: {url} and unix:{sock}", file=err)
         print(f"POST {url}/v1/skills/summarize ({len(sample)} characters)\n", file=err, flush=True)
@@ -98,8 +62,7 @@ def demo_service(args: argparse.Namespace) -> int:
                 )
             body: dict[str, Any] = resp.json()
         finally:
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(60)
+            code = svc.stop()
         if resp.status_code != 200:
             raise AIOSError(f"the service answered {resp.status_code}: {body.get('error')}")
         if args.json:
