@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from aios.cli import render
+from aios.cli.device_commands import SAMPLE_DOCUMENT
 from aios.cli.options import request_options
 from aios.errors import AIOSError, ConfigError, InvalidInputError
-
-SAMPLE_DOCUMENT = "sample_article.txt"
 
 
 def dispatch(args: argparse.Namespace, extra: list[str]) -> int:

@@ -18,9 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from aios.cli.device_commands import SAMPLE_DOCUMENT
 from aios.errors import AIOSError
-
-SAMPLE_DOCUMENT = "sample_article.txt"
 
 
 def _config(tmp: Path, token: str) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -148,6 +148,33 @@ def _content(msg: ChatMessage) -> str:
     return "".join(p.text for p in msg.content)
 
 
+async def _relay(
+    items: AsyncIterator[Any],
+    chunk: Callable[..., str],
+    opening: str | None,
+    delta: Callable[[str], Any],
+    empty: Any,
+) -> AsyncIterator[str]:
+    """A skill's stream as OpenAI chunks: text deltas, then one last chunk with the finish
+    reason, usage and execution record, then ``[DONE]`` (errors as an error event)."""
+    if opening is not None:
+        yield opening
+    async for item in items:
+        if isinstance(item, BaseException):
+            yield sse(None, error_event(item))
+        elif item.delta is not None:
+            yield chunk(delta(item.delta))
+        elif item.result is not None:
+            res = item.result
+            yield chunk(
+                empty,
+                _finish(res.output.finish_reason),
+                usage=_usage(res),
+                aios_record=res.record.model_dump(mode="json"),
+            )
+    yield sse(None, "[DONE]")
+
+
 @router.post("/chat/completions", responses=ERRORS, summary="Chat completion (OpenAI)")
 async def chat_completions(body: ChatRequest, request: Request, who: Who) -> Any:
     who.skill("chat")
@@ -198,24 +225,9 @@ async def chat_completions(body: ChatRequest, request: Request, who: Who) -> Any
             },
         )
 
-    async def events() -> AsyncIterator[str]:
-        yield chunk({"role": "assistant", "content": ""})
-        async for item in items:
-            if isinstance(item, BaseException):
-                yield sse(None, error_event(item))
-            elif item.delta is not None:
-                yield chunk({"content": item.delta})
-            elif item.result is not None:
-                res = item.result
-                yield chunk(
-                    {},
-                    _finish(res.output.finish_reason),  # type: ignore[attr-defined]
-                    usage=_usage(res),
-                    aios_record=res.record.model_dump(mode="json"),
-                )
-        yield sse(None, "[DONE]")
-
-    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+    opening = chunk({"role": "assistant", "content": ""})
+    events = _relay(items, chunk, opening, lambda text: {"content": text}, {})
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.post("/completions", responses=ERRORS, summary="Text completion (OpenAI)")
@@ -269,25 +281,8 @@ async def completions(body: CompletionRequest, request: Request, who: Who) -> An
             },
         )
 
-    async def events() -> AsyncIterator[str]:
-        if prefix:
-            yield chunk(prefix)
-        async for item in items:
-            if isinstance(item, BaseException):
-                yield sse(None, error_event(item))
-            elif item.delta is not None:
-                yield chunk(item.delta)
-            elif item.result is not None:
-                res = item.result
-                yield chunk(
-                    "",
-                    _finish(res.output.finish_reason),  # type: ignore[attr-defined]
-                    usage=_usage(res),
-                    aios_record=res.record.model_dump(mode="json"),
-                )
-        yield sse(None, "[DONE]")
-
-    return StreamingResponse(events(), media_type="text/event-stream", headers=SSE_HEADERS)
+    events = _relay(items, chunk, chunk(prefix) if prefix else None, lambda text: text, "")
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.post("/embeddings", responses=ERRORS, summary="Embeddings (OpenAI), on device only")
