@@ -30,6 +30,7 @@ from aios.backend import (
 from aios.config.schema import ModelFormat, ModelSpec
 from aios.errors import GenerationError, ModelError
 from aios.hookspecs import hookimpl
+from aios.structured import SUPPORTED, SchemaCache, to_gbnf
 
 if TYPE_CHECKING:
     from aios.testing.sample import Sample
@@ -64,6 +65,15 @@ class LlamaCppModel(TextGenerator):
     def __init__(self, spec: ModelSpec, llm: Any) -> None:
         super().__init__(spec, LlamaCppBackend.name)
         self._llm = llm
+        # A grammar costs a Python conversion of the schema and a native parse check; agents
+        # send the same plan schema on every step, so keep the last few.
+        self._grammars: SchemaCache[Any] = SchemaCache(self._compile_grammar)
+
+    def _compile_grammar(self, schema_json: str) -> Any:
+        llama_cpp = _import_llama_cpp()
+        text = to_gbnf(schema_json)  # what LlamaGrammar.from_json_schema does, errors typed
+        check_grammar(llama_cpp, self._open(), text)
+        return llama_cpp.LlamaGrammar.from_string(text, verbose=False)
 
     def count_tokens(self, text: str) -> int:
         return len(self._open().tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -104,6 +114,11 @@ class LlamaCppModel(TextGenerator):
         )
         if request.logprobs:  # costs a Python pass over the vocabulary per token: opt-in
             common["logits_processor"] = [track_logprob]
+        if request.json_schema is not None:
+            common["grammar"] = self._grammars.get(request.json_schema)
+            # The grammar ends generation when the JSON value closes; a stop string could only
+            # cut it short (one that occurs inside a string value).
+            common["stop"] = None
         try:
             if request.messages is not None:
                 prompt_tokens = self._chat_prompt_tokens(request.messages)
@@ -164,6 +179,21 @@ class LlamaCppModel(TextGenerator):
         llm, self._llm = self._llm, None
         if llm is not None:
             llm.close()
+
+
+def check_grammar(llama_cpp: Any, llm: Any, text: str) -> None:
+    """Have llama.cpp parse a GBNF grammar now; ``GenerationError`` if it cannot.
+
+    llama-cpp-python hands the grammar to llama.cpp only when a call starts, and a grammar that
+    fails to parse there leaves a null sampler that takes the whole process down. (``_model``
+    is llama-cpp-python's own handle; it has no public way to reach the vocabulary.)
+    """
+    sampler = llama_cpp.llama_sampler_init_grammar(llm._model.vocab, text.encode("utf-8"), b"root")
+    if not sampler:
+        raise GenerationError(
+            "llama.cpp cannot parse the grammar made from json_schema", hint=SUPPORTED
+        )
+    llama_cpp.llama_sampler_free(sampler)
 
 
 class LlamaCppBackend(Backend):

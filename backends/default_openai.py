@@ -32,6 +32,7 @@ from aios.cloud.breaker import BreakerStatus, CircuitBreaker
 from aios.config.schema import CloudEndpoint, ModelFormat, ModelSpec, OEMConfig
 from aios.errors import CancelledError, CloudResponseError, GenerationError, ModelError
 from aios.hookspecs import hookimpl
+from aios.structured import request_fields
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _WORD = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9\u3400-\u9fff\uf900-\ufaff]")
@@ -68,8 +69,19 @@ class CloudModel(TextGenerator, ImageGenerator):
             body["stop"] = list(request.stop)
         if request.seed is not None:
             body["seed"] = request.seed
-        if request.messages is not None:
-            return "chat/completions", {**body, "messages": list(request.messages)}
+        chat = request.messages is not None
+        if request.json_schema is not None:
+            endpoint = self.client.endpoint
+            extra = request_fields(
+                endpoint.structured_output, request.json_schema, chat=chat, endpoint=endpoint.name
+            )
+            if extra:
+                # As on the device: the constrained value ends generation itself, and a stop
+                # string could only cut it short.
+                body.pop("stop", None)
+            body.update(extra)
+        if chat:
+            return "chat/completions", {**body, "messages": list(request.messages or ())}
         return "completions", {**body, "prompt": request.prompt}
 
     def stream(

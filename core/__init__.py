@@ -3,6 +3,7 @@
 The public API is what this module exports; everything else is internal.
 """
 
+from aios.agents.base import AgentOutput, PlanExample, PlannedAgent, Rule
 from aios.backend import (
     Availability,
     Backend,
@@ -39,6 +40,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AIOSError",
     "Agent",
+    "AgentOutput",
     "Availability",
     "Backend",
     "BackendUnavailableError",
@@ -58,9 +60,12 @@ __all__ = [
     "ModelError",
     "NoModelAvailableError",
     "Orchestrator",
+    "PlanExample",
+    "PlannedAgent",
     "PluginError",
     "Prompt",
     "Result",
+    "Rule",
     "Sensitivity",
     "Skill",
     "SkillContext",

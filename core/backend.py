@@ -7,13 +7,14 @@ turns a model file into a ``LoadedModel``.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aios.config.schema import ModelFormat, ModelSpec, OEMConfig
 
@@ -53,12 +54,30 @@ class GenerationRequest(BaseModel):
     logprobs: bool = Field(
         default=False, description="Report the mean token log-probability (cascade routing)."
     )
+    # A plain dict, though the model is frozen: nothing hashes a request (``messages`` holds
+    # dicts already), and frozen only guards against reassigning the field.
+    json_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="Constrain the output to JSON matching this schema "
+        "(grammar-constrained decoding).",
+    )
 
     @model_validator(mode="after")
     def _has_input(self) -> GenerationRequest:
         if self.prompt is None and self.messages is None:
             raise ValueError("a generation request needs `prompt` or `messages`")
         return self
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema_is_json(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Backends convert the schema's JSON text and key their grammar caches on it.
+        if schema is not None:
+            try:
+                json.dumps(schema, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"json_schema is not plain JSON: {exc}") from None
+        return schema
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,11 +38,12 @@ from aios.record import ExecutionRecord, Stage
 from aios.routing.policy import RequestOptions
 from aios.scheduler import Gate, ModelRetiredError
 from aios.streams import drain
-from aios.types import Capability
+from aios.types import Capability, DataClass
 
 if TYPE_CHECKING:
     from aios.orchestrator import Orchestrator
     from aios.selection import Choice
+    from aios.skill import Skill
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,13 @@ class SkillContext:
         cancel: threading.Event,
         started: float,
         on_progress: Callable[[int, int, str], None] | None = None,
+        options: RequestOptions | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self._orch = orchestrator
+        # The request's own options: an agent's steps inherit its privacy and routing choices.
+        self.options = options or RequestOptions(priority=record.priority, app=record.app)
+        self._on_event = on_event
         self.record = record
         self._choice = choice
         self.cancel = cancel
@@ -103,7 +109,14 @@ class SkillContext:
     def fork(self, choice: Choice) -> SkillContext:
         """A context for the same request on another model (cloud fallback, cascade)."""
         other = SkillContext(
-            self._orch, self.record, choice, self.cancel, self._started, self._on_progress
+            self._orch,
+            self.record,
+            choice,
+            self.cancel,
+            self._started,
+            self._on_progress,
+            self.options,
+            self._on_event,
         )
         other._acc = self._acc
         other.want_logprobs = self.want_logprobs
@@ -367,15 +380,73 @@ class SkillContext:
     def generate(self, prompt: Prompt, **kwargs: Any) -> Completion:
         return drain(self.stream(prompt, **kwargs))
 
+    def event(self, data: dict[str, Any]) -> None:
+        """Report a structured progress event (an agent's step) to whoever streams this request."""
+        if self._on_event is not None:
+            self._on_event(data)
+
     # -- agents ---------------------------------------------------------------------------
-    def call_skill(self, name: str, inp: dict[str, Any] | BaseModel) -> BaseModel:
-        """Run another skill through the orchestrator; its record nests in this one."""
+    def skill_contract(self, name: str) -> type[Skill]:
+        """The registered class of skill ``name`` (its schemas and description), for planners."""
+        return self._orch.skill_class(name)
+
+    def _step_options(
+        self,
+        name: str,
+        sensitive_because: str | None,
+        data_classes: Iterable[DataClass],
+    ) -> RequestOptions:
         caller = self._orch.skill_class(self.record.skill)
         allowed = getattr(caller, "allowed_skills", None)
-        if caller.kind == "agent" and allowed is not None and name not in allowed:
+        planner = name == "plan" and caller.kind == "agent"  # any agent may ask for a plan
+        if caller.kind == "agent" and allowed is not None and name not in allowed and not planner:
             raise PluginError(
                 f"agent '{caller.name}' may not call skill '{name}' (allowed: {sorted(allowed)})"
             )
-        opts = RequestOptions(priority=self.record.priority, app=self.record.app)
-        result = self._orch.invoke(name, inp, options=opts, cancel=self.cancel, parent=self.record)
+        parent = self.options
+        # A step carries everything the request carried (an app's sensitive flag, its data
+        # classes, the user's routing choice) plus what the step's own inputs add.
+        return RequestOptions(
+            mode=parent.mode,
+            sensitive=parent.sensitive or sensitive_because is not None,
+            sensitive_because=parent.sensitive_because or sensitive_because,
+            data_classes=frozenset(parent.data_classes) | frozenset(data_classes),
+            priority=self.record.priority,
+            app=self.record.app,
+        )
+
+    def call_skill(
+        self,
+        name: str,
+        inp: dict[str, Any] | BaseModel,
+        *,
+        sensitive_because: str | None = None,
+        data_classes: Iterable[DataClass] = (),
+        cancel: threading.Event | None = None,
+    ) -> BaseModel:
+        """Run another skill through the orchestrator; its record nests in this one.
+
+        ``sensitive_because`` keeps the call on the device and says why (its input came from
+        private data); ``cancel`` defaults to this request's own cancellation.
+        """
+        opts = self._step_options(name, sensitive_because, data_classes)
+        result = self._orch.invoke(
+            name, inp, options=opts, cancel=cancel or self.cancel, parent=self.record
+        )
+        return result.output
+
+    def stream_skill(
+        self,
+        name: str,
+        inp: dict[str, Any] | BaseModel,
+        *,
+        sensitive_because: str | None = None,
+        data_classes: Iterable[DataClass] = (),
+        cancel: threading.Event | None = None,
+    ) -> Generator[str, None, BaseModel]:
+        """``call_skill``, yielding the step's text deltas as it generates them."""
+        opts = self._step_options(name, sensitive_because, data_classes)
+        result = yield from self._orch.run_nested(
+            name, inp, options=opts, cancel=cancel or self.cancel, parent=self.record
+        )
         return result.output

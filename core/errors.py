@@ -134,3 +134,15 @@ class DeliveryError(AIOSError):
     """A model download failed: server error, cut beyond retries, sha256 mismatch, no disk."""
 
     code = "delivery_error"
+
+
+class PlanError(AIOSError):
+    """An agent could not make a valid plan: the planner's output broke the skills' schemas,
+    named a skill the agent may not call, or no planner understood the request."""
+
+    code = "plan_invalid"
+
+    def __init__(self, agent: str, problems: list[str]) -> None:
+        self.agent = agent
+        self.problems = problems
+        super().__init__(f"agent '{agent}' has no valid plan: " + "; ".join(problems))

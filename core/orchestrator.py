@@ -70,6 +70,7 @@ class StreamEvent:
 
     delta: str | None = None
     result: Result | None = None
+    step: dict[str, Any] | None = None  # an agent's step progress (started, finished)
 
 
 class Orchestrator:
@@ -345,6 +346,7 @@ class Orchestrator:
         parent: ExecutionRecord | None,
         streaming: bool,
         on_progress: Callable[[int, int, str], None] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> Generator[str, None, Result]:
         started = time.perf_counter()
         record = ExecutionRecord(skill=name, priority=opts.priority, app=opts.app)
@@ -359,13 +361,15 @@ class Orchestrator:
             skill = self._instance(cls)
             if not cls.capabilities:
                 record.decide("model", "skill needs no model", None)
-                ctx = SkillContext(self, record, None, cancel, started, on_progress)
+                ctx = SkillContext(self, record, None, cancel, started, on_progress, opts, on_event)
                 output = yield from skill.stream(valid, ctx)
             else:
                 route = decide(self.config, cls, opts, self.route_state(cls, valid, opts))
                 route.apply(record)
                 choice = self.choose_model(cls, record, route, opts.model)
-                ctx = SkillContext(self, record, choice, cancel, started, on_progress)
+                ctx = SkillContext(
+                    self, record, choice, cancel, started, on_progress, opts, on_event
+                )
                 if choice is None:
                     output = strategies.no_model(self, cls, skill, valid, ctx, opts)
                 elif route.cascade and choice.model.tier is Tier.device:
@@ -405,8 +409,9 @@ class Orchestrator:
     ) -> None:
         record.latency_ms = (time.perf_counter() - started) * 1000
         inference = ctx.inference_ms if ctx else 0.0
+        nested = sum(step.latency_ms for step in record.steps)  # an agent's steps
         record.overhead_ms = max(
-            0.0, record.latency_ms - inference - record.load_ms - record.queue_ms
+            0.0, record.latency_ms - nested - inference - record.load_ms - record.queue_ms
         )
         if ctx is not None:
             record.cost_cny = round(record.cost_cny, 6)
@@ -442,14 +447,35 @@ class Orchestrator:
         cancel: threading.Event | None = None,
         parent: ExecutionRecord | None = None,
         on_progress: Callable[[int, int, str], None] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> Result:
-        """Run a skill to completion. ``on_progress(done, total, what)`` hears long requests."""
+        """Run a skill to completion. ``on_progress(done, total, what)`` hears long requests;
+        ``on_event(dict)`` hears an agent's steps."""
         opts = options or RequestOptions(model=model)
         return drain(
             self._execute(
-                skill, inp, opts, cancel, parent, streaming=False, on_progress=on_progress
+                skill,
+                inp,
+                opts,
+                cancel,
+                parent,
+                streaming=False,
+                on_progress=on_progress,
+                on_event=on_event,
             )
         )
+
+    def run_nested(
+        self,
+        skill: str,
+        inp: dict[str, Any] | BaseModel,
+        *,
+        options: RequestOptions,
+        cancel: threading.Event,
+        parent: ExecutionRecord,
+    ) -> Generator[str, None, Result]:
+        """An agent's step, streamed: text deltas, then the result; its record nests."""
+        return self._execute(skill, inp, options, cancel, parent, streaming=True)
 
     def stream(
         self,
@@ -461,14 +487,21 @@ class Orchestrator:
         cancel: threading.Event | None = None,
     ) -> Iterator[StreamEvent]:
         opts = options or RequestOptions(model=model)
-        gen = self._execute(skill, inp, opts, cancel, None, streaming=True)
+        # Step events are reported from inside the generator; an agent yields an empty delta
+        # right after each, so they go out at once rather than with the next text.
+        steps: list[dict[str, Any]] = []
+        gen = self._execute(skill, inp, opts, cancel, None, streaming=True, on_event=steps.append)
         while True:
             try:
                 delta = next(gen)
             except StopIteration as stop:
+                yield from (StreamEvent(step=s) for s in steps)
                 yield StreamEvent(result=stop.value)
                 return
-            yield StreamEvent(delta=delta)
+            while steps:
+                yield StreamEvent(step=steps.pop(0))
+            if delta:
+                yield StreamEvent(delta=delta)
 
     def explain(
         self, skill: str, inp: dict[str, Any] | BaseModel, options: RequestOptions | None = None

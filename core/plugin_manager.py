@@ -40,6 +40,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "aios.plugins.default_vision",
     "aios.plugins.default_image_generate",
     "aios.plugins.default_search",
+    "aios.plugins.default_calories",
+    "aios.plugins.default_plan",
+    "aios.plugins.default_agents",
 )
 
 log = structlog.get_logger("aios.plugins")

@@ -160,6 +160,10 @@ class Index(Skill):
         )
 
 
+# A summary of several notes needs their text, not a snippet; this bounds what one result adds.
+_MAX_TEXT_CHARS = 4000
+
+
 # -- search -----------------------------------------------------------------------------------
 class SearchInput(Strict):
     query: str = Field(min_length=1, max_length=1000, description="What to find, any language.")
@@ -169,6 +173,10 @@ class SearchInput(Strict):
     limit: int = Field(default=10, ge=1, le=100, description="Most results to return.")
     user: str = Field(
         default="default", pattern=USER_PATTERN, description="User profile whose index to search."
+    )
+    with_text: bool = Field(
+        default=False,
+        description=f"Include each document's text (its first {_MAX_TEXT_CHARS:,} characters).",
     )
 
 
@@ -183,12 +191,25 @@ class SearchResult(Strict):
     place: str | None
     tags: list[str]
     album: str | None
+    text: str | None = Field(default=None, description="The passage in full (with_text).")
 
 
 class SearchOutput(Strict):
     query: str
     understood: dict[str, Any] = Field(description="Time, place and kind read from the query.")
     results: list[SearchResult]
+
+    def agent_text(self) -> str:
+        """The results as one text, for a step that works on them (a summary of the notes)."""
+        parts = []
+        for r in self.results:
+            body = (r.text or r.snippet or ", ".join(r.tags)).strip()
+            head = (r.title or Path(r.path).stem).strip()
+            if body.startswith(head):  # a document's text opens with its own title
+                body = body[len(head) :].lstrip(" :\n")
+            # The title as a sentence of its own: a small summarizer otherwise echoes headings.
+            parts.append(f"{head.rstrip('.')}. {body}".strip())
+        return "\n\n".join(parts)
 
 
 class Search(Skill):
@@ -242,15 +263,24 @@ class Search(Skill):
             return SearchOutput(query=inp.query, understood=understood, results=[])
         text = parsed.text.strip()
         embed = (lambda: ctx.embed([text])[0]) if text else None
-        hits = hybrid_search(self._store(path), text, embed, filters, inp.limit)
+        store = self._store(path)
+        hits = hybrid_search(store, text, embed, filters, inp.limit)
+        bodies = (
+            store.document_texts([h.item.id for h in hits], _MAX_TEXT_CHARS)
+            if inp.with_text
+            else {}
+        )
         return SearchOutput(
             query=inp.query,
             understood=understood,
-            results=[_result(h) for h in hits],
+            results=[
+                _result(h, (bodies.get(h.item.id) or h.text) if inp.with_text else None)
+                for h in hits
+            ],
         )
 
 
-def _result(hit: Any) -> SearchResult:
+def _result(hit: Any, text: str | None) -> SearchResult:
     it = hit.item
     place = None
     if it.place:
@@ -271,6 +301,7 @@ def _result(hit: Any) -> SearchResult:
         place=place,
         tags=[t.get("label", "") for t in it.tags],
         album=it.album,
+        text=text,
     )
 
 

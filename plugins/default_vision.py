@@ -22,6 +22,10 @@ from aios.types import Capability, DataClass, Sensitivity
 from aios.vision import INPUT_NAME, OUTPUT_NAME, preprocess
 from aios.vision.tagging import top_k
 
+# Below this softmax probability a label is more guess than tag (EfficientNet-Lite0 spreads
+# probability over sibling classes: tabby / tiger cat / Egyptian cat).
+TAG_MIN_SCORE = 0.1
+
 
 class ImageInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -47,6 +51,13 @@ class ImageOutput(BaseModel):
     width: int = Field(description="Width of the photo in pixels (EXIF orientation applied).")
     height: int = Field(description="Height of the photo in pixels (EXIF orientation applied).")
     model: str = Field(description="The model that labelled it.")
+    tags: list[str] = Field(
+        description="Labels worth acting on: the top one, and the rest scoring at least "
+        f"{TAG_MIN_SCORE}."
+    )
+
+    def agent_text(self) -> str:
+        return ", ".join(self.tags)
 
 
 class TagImage(Skill):
@@ -78,6 +89,7 @@ class TagImage(Skill):
             width=int(width),
             height=int(height),
             model=ctx.model.id if ctx.model else "?",
+            tags=[t["label"] for i, t in enumerate(tags) if i == 0 or t["score"] >= TAG_MIN_SCORE],
         )
 
 

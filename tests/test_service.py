@@ -418,6 +418,27 @@ def test_feature_status_and_pull(full: httpx.Client, svc: Service) -> None:
         assert other.get("/v1/models/features").status_code == 200
 
 
+def test_agents_are_served_like_skills_and_stream_their_steps(full: httpx.Client) -> None:
+    listed = {s["name"]: s for s in full.get("/v1/skills").json()["skills"]}
+    assert listed["notes-digest"]["kind"] == "agent" and listed["photo-recipe"]["kind"] == "agent"
+    body = {
+        "input": {
+            "request": "find my notes about the moon landing and summarise them",
+            "user": "agent-stream-test",  # no index: the search finds nothing
+        }
+    }
+    r = full.post("/v1/skills/notes-digest/stream", json=body)
+    assert r.status_code == 200, r.text
+    events = _sse(r.text)
+    steps = [(d["step"], d["skill"], d["status"]) for name, d in events if name == "step"]
+    assert steps == [(1, "search", "running"), (1, "search", "ok"), (2, "summarize", "skipped")]
+    name, result = events[-1]
+    assert name == "result" and result["output"]["status"] == "partial"
+    assert "returned nothing to work on" in result["output"]["error"]
+    assert result["record"]["kind"] == "agent"
+    assert [s["skill"] for s in result["record"]["steps"]] == ["search"]
+
+
 def test_unix_socket(svc: Service) -> None:
     mode = stat.S_IMODE(svc.socket.stat().st_mode)
     assert stat.S_ISSOCK(svc.socket.stat().st_mode) and mode == 0o600

@@ -264,8 +264,21 @@ def _payload(orch: Any, args: argparse.Namespace, extra: list[str]) -> tuple[Any
     return cls, payload
 
 
+def _agent_name(orch: Any, args: argparse.Namespace, extra: list[str]) -> None:
+    """`aios run agent NAME ...`: take NAME from the options and check it is an agent."""
+    agents = sorted(n for n in orch.skill_names() if orch.plugins.skills[n].kind == "agent")
+    if not extra or extra[0].startswith("-"):
+        raise AIOSError("which agent? aios run agent NAME ...", hint=f"agents: {', '.join(agents)}")
+    name = extra.pop(0)
+    if orch.skill_class(name).kind != "agent":
+        raise AIOSError(f"'{name}' is a skill, not an agent", hint=f"agents: {', '.join(agents)}")
+    args.skill = name
+
+
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     orch = _orchestrator(args)
+    if args.skill == "agent" and "agent" not in orch.skill_names():
+        _agent_name(orch, args, extra)
     cls, payload = _payload(orch, args, extra)
     return _invoke(orch, cls.name, payload, args, options=request_options(args))
 
@@ -344,13 +357,17 @@ def _invoke(orch: Any, skill: str, payload: dict[str, Any], args: Any, options: 
             for event in orch.stream(skill, payload, options=options, cancel=cancel):
                 if event.delta is not None:
                     print(event.delta, end="", flush=True)
+                elif event.step is not None:
+                    render.step_event(event.step)
                 else:
                     result = event.result
             print()
             assert result is not None
             render.record(result.record)
             return 0
-        result = orch.invoke(skill, payload, options=options, cancel=cancel)
+        result = orch.invoke(
+            skill, payload, options=options, cancel=cancel, on_event=render.step_event
+        )
     except KeyboardInterrupt:
         cancel.set()
         raise

@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run",
-        help="run a skill: aios run SKILL [--file F | --text T | stdin] [--FIELD VALUE ...]",
+        help="run a skill or agent: aios run SKILL|agent NAME [--file F | --text T | stdin] "
+        "[--FIELD VALUE ...]",
         description="Input comes from --file, --text or stdin (into the skill's text field), "
         "--input JSON, and one --FIELD option per field of the skill's input model.",
     )

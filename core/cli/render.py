@@ -43,6 +43,8 @@ def output(out: BaseModel, skill: str | None = None) -> None:
 
 def output_dict(data: dict[str, Any], skill: str | None = None) -> None:
     special = _BY_SKILL.get(skill or "")
+    if special is None and {"status", "plan", "steps"} <= data.keys():
+        special = agent_result
     if special is not None:
         special(data)
         return
@@ -146,6 +148,47 @@ def image_labels(data: dict[str, Any]) -> None:
     print(f"{data.get('file')}: {data.get('width')}x{data.get('height')}")
     for t in data.get("labels", []):
         print(f"  {t['score']:.3f}  {t['label']}  {t.get('label_zh', '')}")
+
+
+def step_event(event: dict[str, Any]) -> None:
+    """One line per agent step as it starts and ends (stderr: stdout is the answer)."""
+    head = f"[step {event['step']}/{event['of']}] {event['skill']:<10}"
+    status = event["status"]
+    if status == "running":
+        print(f"{head} running", file=sys.stderr, flush=True)
+        return
+    where = ", ".join(str(x) for x in (event.get("tier"), event.get("model")) if x)
+    detail = f" ({where}, {event['latency_ms']:,.0f} ms)" if where else ""
+    tail = f": {event['error']}" if event.get("error") else ""
+    print(f"{head} {status}{detail}{tail}", file=sys.stderr, flush=True)
+
+
+def agent_result(data: dict[str, Any]) -> None:
+    """An agent's answer fields, then how its plan went."""
+    common = {"status", "error", "plan", "steps"}
+    for k, v in data.items():
+        if k in common or v in (None, [], ""):
+            continue
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            print(f"{k}:")
+            for row in v:
+                print("  " + ", ".join(f"{a}={b}" for a, b in row.items()))
+        elif isinstance(v, list):
+            print(f"{k}: {', '.join(str(x) for x in v)}")
+        else:
+            print(f"{k}: {v}")
+    plan = data["plan"]
+    print(f"\nplan ({plan['planner']}{', ' + plan['intent'] if plan.get('intent') else ''}):")
+    for step in data["steps"]:
+        where = "/".join(x for x in (step.get("tier"), step.get("model")) if x)
+        line = f"  {step['n']}. {step['skill']:<10} {step['status']:<9} {where}"
+        if step.get("private"):
+            line += f"  [kept on device: {step['private']}]"
+        if step.get("error"):
+            line += f"  {step['error']}"
+        print(line.rstrip())
+    if data["status"] != "ok":
+        print(f"\npartial result: {data['error']}")
 
 
 _BY_SKILL: dict[str, Callable[[dict[str, Any]], None]] = {

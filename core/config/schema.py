@@ -371,6 +371,18 @@ class CloudEndpoint(Strict):
     price_per_1k_output_cny: float = Field(
         default=0.0, ge=0, le=100, description="Accounted cost per 1,000 generated tokens, in CNY."
     )
+    structured_output: Literal["json_schema", "json_object", "grammar", "none"] = Field(
+        default="json_schema",
+        description="How this endpoint takes a JSON schema to constrain its output: "
+        "'json_schema' = OpenAI/vLLM standard response_format "
+        '{"type": "json_schema", "json_schema": {"name", "schema", "strict": true}}; '
+        "'json_object' = llama.cpp server / Anyscale style response_format "
+        '{"type": "json_object", "schema": ...} (chat only; completions send a grammar '
+        "when llama-cpp-python is installed here, else nothing); "
+        "'grammar' = a GBNF grammar in a `grammar` field (llama.cpp server), converted on "
+        "this device by llama-cpp-python; "
+        "'none' = the endpoint cannot constrain: nothing is sent and the caller validates.",
+    )
 
     def call_cost(self, tokens_in: int, tokens_out: int) -> float:
         return (
@@ -470,6 +482,18 @@ class SkillSettings(Strict):
     )
     mode: RoutingMode | None = Field(
         default=None, description="Overrides routing.mode for this skill."
+    )
+    # Agents only: the OEM may tighten (never widen) what an agent plugin declares.
+    max_steps: int | None = Field(
+        default=None, ge=1, le=16, description="Agents: most steps a plan may have."
+    )
+    timeout_s: float | None = Field(
+        default=None, gt=0, le=3600, description="Agents: the whole plan's deadline, in seconds."
+    )
+    allowed_skills: list[Name] | None = Field(
+        default=None,
+        max_length=64,
+        description="Agents: the skills it may call are narrowed to this list.",
     )
 
 

@@ -70,6 +70,7 @@ class Hit:
     chunk_id: int | None = None
     why: list[str] = field(default_factory=list)
     snippet: str = ""
+    text: str = ""  # the whole matching chunk
 
 
 def _best_per_item(
@@ -233,6 +234,7 @@ def _explain(store: IndexStore, hits: list[Hit], terms: list[str], filters: Filt
         if filters.near:
             hit.why.append("place" + (f": {_place_name(it)}" if _place_name(it) else ""))
         text = texts.get(hit.chunk_id or -1, "")
+        hit.text = text
         hit.snippet = snippet(text, lowered)
 
 

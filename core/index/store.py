@@ -686,6 +686,21 @@ class IndexStore:
         )
         return {int(r[0]): r[1] for r in rows}
 
+    def document_texts(self, item_ids: Iterable[int], max_chars: int) -> dict[int, str]:
+        """Each item's text from its body chunks in order (chunk 0 is its name and folder),
+        cut to ``max_chars``."""
+        rows = self._conn().execute(
+            "SELECT item_id, text FROM chunks WHERE ord > 0 AND item_id IN "
+            "(SELECT value FROM json_each(?)) ORDER BY item_id, ord",
+            (_ids_json(item_ids),),
+        )
+        out: dict[int, str] = {}
+        for item_id, text in rows:
+            have = out.get(item_id, "")
+            if len(have) < max_chars:
+                out[item_id] = (have + "\n" + text if have else text)[:max_chars]
+        return out
+
     def filter_items(
         self,
         kind: str | None = None,

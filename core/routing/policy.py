@@ -34,6 +34,12 @@ class RequestOptions(BaseModel):
     model: str | None = Field(default=None, description="Run on this model of the matrix.")
     mode: RoutingMode | None = Field(default=None, description="The user's choice for this call.")
     sensitive: bool = Field(default=False, description="Never send this request to the cloud.")
+    sensitive_because: str | None = Field(
+        default=None,
+        max_length=300,
+        description="Why the request is sensitive, when aios marked it (an agent step fed with "
+        "private data); shown in the record's privacy reason.",
+    )
     data_classes: frozenset[DataClass] = Field(
         default_factory=frozenset, description="Kinds of user data the request carries."
     )
@@ -78,7 +84,8 @@ class Route:
 def privacy_reason(cfg: OEMConfig, skill: type[Skill], opts: RequestOptions) -> str | None:
     """Why this request's data must stay on the device, or None."""
     if opts.sensitive:
-        return "the request is marked sensitive"
+        why = f" ({opts.sensitive_because})" if opts.sensitive_because else ""
+        return f"the request is marked sensitive{why}"
     if skill.sensitivity is Sensitivity.private:
         return f"skill '{skill.name}' handles private data"
     private = (set(skill.data_classes) | set(opts.data_classes)) & set(

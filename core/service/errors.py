@@ -23,6 +23,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "queue_timeout": 503,
     "memory_budget": 507,
     "policy_refused": 422,
+    "plan_invalid": 422,
     "cloud_unavailable": 502,
     "cloud_bad_response": 502,
     "cloud_stream_cut": 502,

@@ -61,9 +61,11 @@ async def run_skill(name: str, body: SkillRequest, request: Request, who: Who) -
     "/{name}/stream",
     responses={200: {"content": {"text/event-stream": {}}}, **ERRORS},
     summary="Run a skill, streaming Server-Sent Events",
-    description='`event: delta` carries `{"text"}` chunks; then `event: result` with '
-    "`{output, record}`, or `event: error` with `{error: {code, message, status}}`. Closing "
-    "the connection cancels the request.",
+    description='`event: delta` carries `{"text"}` chunks; an agent also sends `event: step` '
+    "as each step starts and ends (`{step, of, skill, status, tier, model, latency_ms, error}`); "
+    "then `event: result` with `{output, record}`, or `event: error` with "
+    "`{error: {code, message, status}}`. Closing the connection cancels the request (an "
+    "agent's whole plan).",
 )
 async def stream_skill(
     name: str, body: SkillRequest, request: Request, who: Who
@@ -81,6 +83,8 @@ async def stream_skill(
                 yield sse("error", error_event(item))
             elif item.delta is not None:
                 yield sse("delta", {"text": item.delta})
+            elif item.step is not None:
+                yield sse("step", item.step)
             elif item.result is not None:
                 yield sse("result", item.result.to_dict())
 

@@ -1,0 +1,1 @@
+"""Agents: plugins that plan and run several skills for one request (``PlannedAgent``)."""
