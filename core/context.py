@@ -31,19 +31,20 @@ from aios.errors import (
     InvalidInputError,
     ModelError,
     NoModelAvailableError,
+    PlanError,
     PluginError,
 )
 from aios.prompt import Prompt, render
 from aios.record import ExecutionRecord, Stage
 from aios.routing.policy import RequestOptions
 from aios.scheduler import Gate, ModelRetiredError
+from aios.skill import Agent, Skill
 from aios.streams import drain
 from aios.types import Capability, DataClass
 
 if TYPE_CHECKING:
     from aios.orchestrator import Orchestrator
     from aios.selection import Choice
-    from aios.skill import Skill
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class SkillContext:
         # The request's own options: an agent's steps inherit its privacy and routing choices.
         self.options = options or RequestOptions(priority=record.priority, app=record.app)
         self._on_event = on_event
+        self._steps_called = 0
         self.record = record
         self._choice = choice
         self.cancel = cancel
@@ -397,12 +399,22 @@ class SkillContext:
         data_classes: Iterable[DataClass],
     ) -> RequestOptions:
         caller = self._orch.skill_class(self.record.skill)
-        allowed = getattr(caller, "allowed_skills", None)
-        planner = name == "plan" and caller.kind == "agent"  # any agent may ask for a plan
-        if caller.kind == "agent" and allowed is not None and name not in allowed and not planner:
-            raise PluginError(
-                f"agent '{caller.name}' may not call skill '{name}' (allowed: {sorted(allowed)})"
-            )
+        if (
+            isinstance(caller, type)
+            and issubclass(caller, Agent)
+            and name not in caller.support_skills
+        ):
+            # Enforced here, so an agent that calls skills by hand is held to the same
+            # allowlist and step limit (the OEM's tightened ones) as a planned one.
+            limits = caller.limits(self.config)
+            if name not in limits.allowed:
+                raise PluginError(
+                    f"agent '{caller.name}' may not call skill '{name}' "
+                    f"(allowed: {sorted(limits.allowed)})"
+                )
+            if self._steps_called >= limits.max_steps:
+                raise PlanError(caller.name, [f"it may run at most {limits.max_steps} steps"])
+            self._steps_called += 1
         parent = self.options
         # A step carries everything the request carried (an app's sensitive flag, its data
         # classes, the user's routing choice) plus what the step's own inputs add.

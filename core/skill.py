@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel
@@ -21,6 +22,7 @@ from aios.streams import drain
 from aios.types import Capability, DataClass, Sensitivity
 
 if TYPE_CHECKING:
+    from aios.config.schema import OEMConfig
     from aios.context import SkillContext
 
 SKILL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -69,7 +71,31 @@ class Agent(Skill):
 
     kind: ClassVar[Literal["skill", "agent"]] = "agent"
     allowed_skills: ClassVar[frozenset[str]] = frozenset()
+    # Skills it calls for itself rather than as steps of its task (a planner): not counted.
+    support_skills: ClassVar[frozenset[str]] = frozenset()
     max_steps: ClassVar[int] = 8
+    timeout_s: ClassVar[float] = 120.0
+
+    @classmethod
+    def limits(cls, config: OEMConfig) -> AgentLimits:
+        """The agent's own limits, tightened (never widened) by the OEM's ``[skills.NAME]``."""
+        settings = config.skills.get(cls.name)
+        allowed, max_steps, timeout_s = set(cls.allowed_skills), cls.max_steps, cls.timeout_s
+        if settings is not None:
+            if settings.allowed_skills is not None:
+                allowed &= set(settings.allowed_skills)
+            if settings.max_steps is not None:
+                max_steps = min(max_steps, settings.max_steps)
+            if settings.timeout_s is not None:
+                timeout_s = min(timeout_s, settings.timeout_s)
+        return AgentLimits(max_steps, timeout_s, frozenset(allowed))
+
+
+@dataclass(frozen=True)
+class AgentLimits:
+    max_steps: int
+    timeout_s: float
+    allowed: frozenset[str]
 
 
 def contract_problems(cls: Any) -> list[str]:

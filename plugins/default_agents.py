@@ -85,7 +85,7 @@ class PhotoRecipe(PlannedAgent):
             tags=list(getattr(image, "tags", [])),
             foods=[f.model_dump() for f in getattr(calories, "foods", [])],
             kcal_total=getattr(calories, "kcal_total", None),
-            dish=getattr(dish, "text", "").strip() or None if dish is not None else None,
+            dish=(getattr(dish, "text", "") or "").strip() or None,
         )
 
 

@@ -63,22 +63,26 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("AIOS_LEDGER", str(Path(tempfile.mkdtemp()) / "ledger.sqlite"))
 
 
-SCRIPTED_CONFIG = """
-schema_version = 1
-[oem]
-id = "test"
-name = "Test OEM"
-[device]
-profile = "phone"
-[[profiles]]
-name = "phone"
-ram_mb = 8192
-soc_vendor = "generic"
-soc_model = "test"
-os_reserve_mb = 4096
-keepalive_reserve_mb = 3072
-backends = ["scripted", "llama_cpp"]
-[[models]]
+def phone_config(
+    backends: str,
+    *,
+    soc_vendor: str = "generic",
+    os_reserve_mb: int = 2048,
+    keepalive_reserve_mb: int = 2048,
+) -> str:
+    """The head every test config shares: the OEM, one 8 GB phone profile and its backends
+    (a TOML list, or a ``{placeholder}`` the test fills with ``str.format``)."""
+    return (
+        'schema_version = 1\n[oem]\nid = "test"\nname = "Test OEM"\n'
+        '[device]\nprofile = "phone"\n[[profiles]]\nname = "phone"\nram_mb = 8192\n'
+        f'soc_vendor = "{soc_vendor}"\nsoc_model = "test"\nos_reserve_mb = {os_reserve_mb}\n'
+        f"keepalive_reserve_mb = {keepalive_reserve_mb}\nbackends = {backends}\n"
+    )
+
+
+SCRIPTED_CONFIG = (
+    phone_config('["scripted", "llama_cpp"]', os_reserve_mb=4096, keepalive_reserve_mb=3072)
+    + """[[models]]
 id = "big"
 capabilities = ["text-generation"]
 parameters_b = 7
@@ -123,6 +127,7 @@ template = "{{input_label}}: {{input}}\\n\\n{{answer_label}}:"
 [plugins]
 autoload = false
 """
+)
 
 
 @pytest.fixture

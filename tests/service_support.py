@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -96,3 +98,19 @@ def start_service(
         timeout_s=60,
     )
     return Service(spawned.proc, spawned.url, spawned.socket, spawned.log, cfg)
+
+
+def sse_events(text: str) -> list[tuple[str, Any]]:
+    """(event name, parsed data) for each Server-Sent Event in a response body; the OpenAI
+    stream's closing ``[DONE]`` stays a string."""
+    events = []
+    for block in text.strip().split("\n\n"):
+        name, data = "message", []
+        for line in block.splitlines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                data.append(line[6:])
+        raw = "\n".join(data)
+        events.append((name, raw if raw == "[DONE]" else json.loads(raw)))
+    return events

@@ -14,14 +14,14 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import BaseModel
 
-from aios import Orchestrator, hookimpl
+from aios import Agent, Orchestrator, hookimpl
 from aios.agents.base import AgentOutput, PlannedAgent, Rule
 from aios.agents.plan import check_plan, plan_schema
 from aios.agents.refs import NothingToWorkOn, resolve
 from aios.agents.runner import PlanRun
 from aios.config.loader import load_config
 from aios.config.schema import RoutingMode
-from aios.errors import CancelledError, InvalidInputError, PlanError
+from aios.errors import CancelledError, InvalidInputError, PlanError, PluginError
 from aios.plugins.default_agents import NotesDigest
 from aios.plugins.default_search import Search, SearchOutput
 from aios.plugins.default_summarize import Summarize
@@ -260,10 +260,28 @@ class Chain(PlannedAgent):
         return ChainOut(**self.common(run), last=getattr(last, "text", None))
 
 
+class ByHand(Agent):
+    """An agent that calls skills itself, with no plan: the same limits hold."""
+
+    name = "t-by-hand"
+    description = "Upper-cases its text as many times as asked."
+    Input = Text
+    Output = Text
+    allowed_skills = frozenset({"t-upper", "t-fails"})
+    max_steps = 2
+
+    def run(self, inp: Any, ctx: Any) -> Text:
+        times, skill = inp.text.split()
+        text = "x"
+        for _ in range(int(times)):
+            text = ctx.call_skill(skill, {"text": text}).text
+        return Text(text=text)
+
+
 class _Plugin:
     @hookimpl
     def register_skills(self, register: Any) -> None:
-        for cls in (Upper, Secret, Fails, Waits, Chain):
+        for cls in (Upper, Secret, Fails, Waits, Chain, ByHand):
             register(cls)
 
 
@@ -344,6 +362,18 @@ def test_a_plan_may_not_step_outside_the_allowlist(scripted_config: Path) -> Non
     try:
         with pytest.raises(PlanError, match="skill 't-fails' is not allowed"):
             orch.invoke("t-chain", {"text": "fail"})
+    finally:
+        orch.close()
+
+
+def test_an_agent_calling_skills_by_hand_has_the_same_limits(scripted_config: Path) -> None:
+    orch = _orch(scripted_config, '\n[skills.t-by-hand]\nallowed_skills = ["t-upper"]\n')
+    try:
+        assert orch.invoke("t-by-hand", {"text": "2 t-upper"}).output.text == "X"
+        with pytest.raises(PlanError, match="at most 2 steps"):
+            orch.invoke("t-by-hand", {"text": "3 t-upper"})
+        with pytest.raises(PluginError, match="may not call skill 't-fails'"):
+            orch.invoke("t-by-hand", {"text": "1 t-fails"})  # the OEM narrowed its list
     finally:
         orch.close()
 

@@ -28,7 +28,7 @@ from aios.errors import CancelledError, DeliveryError
 from aios.plugin_manager import build_plugin_manager
 from aios.testing.tiny_onnx import linear_relu, linear_relu_reference
 
-from .conftest import run_cli
+from .conftest import phone_config, run_cli
 
 
 # -- the model server -----------------------------------------------------------------------
@@ -336,21 +336,9 @@ def test_delivery_settings_are_strict_and_bounded() -> None:
 
 
 # -- through the orchestrator, the feature status and the CLI -----------------------------
-CONFIG = """
-schema_version = 1
-[oem]
-id = "test"
-name = "Test OEM"
-[device]
-profile = "phone"
-[[profiles]]
-name = "phone"
-ram_mb = 8192
-soc_vendor = "qualcomm"
-soc_model = "test"
-os_reserve_mb = 2048
-keepalive_reserve_mb = 2048
-backends = ["onnxruntime"]
+CONFIG = (
+    phone_config('["onnxruntime"]', soc_vendor="qualcomm")
+    + """
 [[models]]
 id = "tiny"
 capabilities = ["vision"]
@@ -383,6 +371,7 @@ auto_download = {auto}
 [plugins]
 autoload = false
 """
+)
 
 
 @pytest.fixture(scope="module")

@@ -22,23 +22,11 @@ from PIL import Image
 from aios import NoModelAvailableError, Orchestrator
 from aios.config.loader import load_config
 
-from .conftest import run_cli
+from .conftest import phone_config, run_cli
 
-BASE = """
-schema_version = 1
-[oem]
-id = "test"
-name = "Test OEM"
-[device]
-profile = "phone"
-[[profiles]]
-name = "phone"
-ram_mb = 8192
-soc_vendor = "generic"
-soc_model = "test"
-os_reserve_mb = 2048
-keepalive_reserve_mb = 2048
-backends = ["onnxruntime"]
+BASE = (
+    phone_config('["onnxruntime"]')
+    + """
 [[models]]
 id = "efficientnet-lite0"
 capabilities = ["vision"]
@@ -53,6 +41,7 @@ source = { builder = "efficientnet-lite0", file = "efficientnet-lite0.onnx" }
 [plugins]
 autoload = false
 """
+)
 CLOUD = """
 [[models]]
 id = "cloud-images"

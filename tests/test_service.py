@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 
-from .service_support import TOKENS, Service, _sha, start_service
+from .service_support import TOKENS, Service, _sha, sse_events, start_service
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -50,19 +50,6 @@ def _error(r: httpx.Response, status: int, code: str | None = None) -> dict[str,
     if code:
         assert err["code"] == code, err
     return err
-
-
-def _sse(text: str) -> list[tuple[str, Any]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        name, data = "message", []
-        for line in block.splitlines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                data.append(line[6:])
-        events.append((name, json.loads("\n".join(data))))
-    return events
 
 
 # -- service basics -----------------------------------------------------------------------
@@ -207,14 +194,14 @@ def test_invoke_summarize(full: httpx.Client) -> None:
     assert rec["priority"] == "foreground"
 
 
-def test_stream_summarize_sse(full: httpx.Client) -> None:
+def test_stream_summarizesse_events(full: httpx.Client) -> None:
     r = full.post(
         "/v1/skills/summarize/stream",
         json={"input": {"text": TEXT, "length": "short"}},
         headers={"X-AIOS-Priority": "background"},
     )
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-    events = _sse(r.text)
+    events = sse_events(r.text)
     assert events[-1][0] == "result", events[-1]
     assert any(name == "delta" for name, _ in events)
     result = events[-1][1]
@@ -429,7 +416,7 @@ def test_agents_are_served_like_skills_and_stream_their_steps(full: httpx.Client
     }
     r = full.post("/v1/skills/notes-digest/stream", json=body)
     assert r.status_code == 200, r.text
-    events = _sse(r.text)
+    events = sse_events(r.text)
     steps = [(d["step"], d["skill"], d["status"]) for name, d in events if name == "step"]
     assert steps == [(1, "search", "running"), (1, "search", "ok"), (2, "summarize", "skipped")]
     name, result = events[-1]
@@ -538,7 +525,7 @@ def test_grace_period_cancels_the_rest_with_a_clear_error(tmp_path: Path) -> Non
         err = _error(out["plain"], 503, "shutting_down")
         assert "grace" in err["message"]
         assert out["stream"].status_code == 200  # it had started: the error is its last event
-        name, data = _sse(out["stream"].text)[-1]
+        name, data = sse_events(out["stream"].text)[-1]
         assert name == "error" and data["error"]["code"] == "shutting_down"
         assert svc.proc.wait(30) == 0
         assert "service.grace_expired" in svc.log_text()

@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 import pytest
 
-from .service_support import Service, _sha, start_service
+from .service_support import Service, _sha, sse_events, start_service
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -79,20 +79,6 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         yield service
     finally:
         service.stop()
-
-
-def _sse(text: str) -> list[tuple[str, Any]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        name, data = "message", []
-        for line in block.splitlines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                data.append(line[6:])
-        raw = "\n".join(data)
-        events.append((name, raw if raw == "[DONE]" else json.loads(raw)))
-    return events
 
 
 def _lines(svc: Service, start: int, marker: str) -> list[str]:
@@ -162,7 +148,7 @@ def _generate_stream(c: httpx.Client, call: Call, ref: dict[str, np.ndarray]) ->
     body = {"input": {"prompt": f"Request {call.cid}. Monday, Tuesday,", "max_tokens": 6}}
     r = c.post("/v1/skills/generate/stream", json=body)
     if r.status_code == 200:
-        events = _sse(r.text)
+        events = sse_events(r.text)
         results = [data for name, data in events if name == "result"]
         _expect(call, len(results) == 1 and events[-1][0] == "result", f"events {events[-1:]}")
         if results:
@@ -192,7 +178,7 @@ def _chat_stream(c: httpx.Client, call: Call, ref: dict[str, np.ndarray]) -> htt
     }
     r = c.post("/v1/chat/completions", json=body)
     if r.status_code == 200:
-        events = [data for _name, data in _sse(r.text)]
+        events = [data for _name, data in sse_events(r.text)]
         _expect(call, events[-1] == "[DONE]" and events.count("[DONE]") == 1, "no single [DONE]")
         records = [e["aios_record"] for e in events if isinstance(e, dict) and "aios_record" in e]
         _expect(call, len(records) == 1, f"{len(records)} records")

@@ -22,7 +22,7 @@ from aios.config.loader import load_config
 from aios.vision import INPUT_NAME, OUTPUT_NAME, labels, preprocess
 from aios.vision.tagging import make_tagger, top_k
 
-from .conftest import run_cli
+from .conftest import phone_config, run_cli
 
 CATS = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 COFFEE = {967, 968, 504}  # espresso, cup, coffee mug
@@ -30,21 +30,9 @@ ROCKET = {657, 744, 812}  # missile, projectile, space shuttle
 FP32 = "efficientnet-lite0.onnx"
 INT8 = "efficientnet-lite0-int8.onnx"
 
-CONFIG = """
-schema_version = 1
-[oem]
-id = "test"
-name = "Test OEM"
-[device]
-profile = "phone"
-[[profiles]]
-name = "phone"
-ram_mb = 8192
-soc_vendor = "qualcomm"
-soc_model = "test"
-os_reserve_mb = 2048
-keepalive_reserve_mb = 2048
-backends = {backends}
+CONFIG = (
+    phone_config("{backends}", soc_vendor="qualcomm")
+    + """
 [[models]]
 id = "efficientnet-lite0"
 family = "efficientnet-lite"
@@ -85,6 +73,7 @@ cache_dir = "{qnn_cache}"
 [plugins]
 autoload = false
 """
+)
 
 
 def write_config(tmp_path: Path, model_dir: Path, backends: str = '["onnxruntime"]') -> Path:

@@ -19,7 +19,7 @@ from aios.agents.plan import Plan, check_plan
 from aios.agents.runner import PlanRun, PlanScope, StepReport, execute
 from aios.context import SkillContext
 from aios.errors import CancelledError, NoModelAvailableError, PlanError
-from aios.skill import Agent, SkillStream
+from aios.skill import Agent, AgentLimits, SkillStream
 
 PLANNER_SKILL = "plan"
 
@@ -58,38 +58,18 @@ class Rule:
         return None
 
 
-@dataclass(frozen=True)
-class Limits:
-    max_steps: int
-    timeout_s: float
-    allowed: frozenset[str]
-
-
 class PlannedAgent(Agent):
     rules: ClassVar[tuple[Rule, ...]] = ()
     plan_examples: ClassVar[tuple[PlanExample, ...]] = ()
     # False: only the rules plan (intents a small model cannot plan reliably, or a fixed flow).
     model_planning: ClassVar[bool] = True
-    timeout_s: ClassVar[float] = 120.0
-
-    def limits(self, ctx: SkillContext) -> Limits:
-        settings = ctx.config.skills.get(self.name)
-        allowed = set(self.allowed_skills)
-        max_steps, timeout_s = self.max_steps, self.timeout_s
-        if settings is not None:
-            if settings.allowed_skills is not None:
-                allowed &= set(settings.allowed_skills)
-            if settings.max_steps is not None:
-                max_steps = min(max_steps, settings.max_steps)
-            if settings.timeout_s is not None:
-                timeout_s = min(timeout_s, settings.timeout_s)
-        return Limits(max_steps, timeout_s, frozenset(allowed))
+    support_skills: ClassVar[frozenset[str]] = frozenset({PLANNER_SKILL})
 
     def request_text(self, inp: Any) -> str:
         """The request in words, for the rules and the model planner."""
         return str(getattr(inp, self.text_field or "", "") or "")
 
-    def make_plan(self, inp: Any, ctx: SkillContext, limits: Limits, scope: PlanScope) -> Plan:
+    def make_plan(self, inp: Any, ctx: SkillContext, limits: AgentLimits, scope: PlanScope) -> Plan:
         text = self.request_text(inp)
         skills = {n: ctx.skill_contract(n) for n in sorted(limits.allowed)}
         problems: list[str] = []
@@ -137,7 +117,7 @@ class PlannedAgent(Agent):
         return plan  # type: ignore[no-any-return]
 
     def stream(self, inp: Any, ctx: SkillContext) -> SkillStream:
-        limits = self.limits(ctx)
+        limits = self.limits(ctx.config)
         scope = PlanScope(ctx.cancel, limits.timeout_s)
         try:
             plan = self.make_plan(inp, ctx, limits, scope)
