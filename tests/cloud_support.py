@@ -94,8 +94,8 @@ def llama_server(alias: str = "cloud-smol") -> Iterator[tuple[str, subprocess.Po
 @dataclass
 class ProxyState:
     upstream: str  # host:port
-    mode: str = "pass"  # pass | 503 | 500 | malformed | stall | cut
-    fail_times: int = 0  # for 503: how many requests fail before passing
+    mode: str = "pass"  # pass | 503 | 500 | malformed | stall | cut | drop_head
+    fail_times: int = 0  # for 503 and drop_head: how many requests fail before passing
     cut_after: int = 2  # for cut: stream events forwarded before the connection drops
     bodies: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
@@ -131,9 +131,9 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
                 state.bodies.append(body)
                 state.headers.append(dict(self.headers))
                 mode = state.mode
-                if mode == "503" and state.fail_times <= 0:
+                if mode in ("503", "drop_head") and state.fail_times <= 0:
                     mode = "pass"
-                elif mode == "503":
+                elif mode in ("503", "drop_head"):
                     state.fail_times -= 1
             if mode == "503":
                 return self._reply(503, b'{"error": "overloaded"}')
@@ -141,6 +141,17 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
                 return self._reply(500, b'{"error": {"message": "internal error"}}')
             if mode == "malformed":
                 return self._reply(200, b"<html>not json</html>", "text/html")
+            if mode == "drop_head":
+                # What llama_cpp.server does to a request that lands on a connection it is
+                # closing after a failed stream: a 200 event-stream head, then nothing.
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return None
             if mode == "stall":
                 time.sleep(30)
                 return None

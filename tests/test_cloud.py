@@ -206,6 +206,27 @@ def test_stream_cut_midway(tmp_path: Path, cloud_proxy: Any) -> None:
     assert any("cloud_stream_cut" in d.reason for d in result.record.reasons)
 
 
+def test_stream_dropped_before_its_first_event_is_resent_once(
+    tmp_path: Path, cloud_proxy: Any
+) -> None:
+    base, state = cloud_proxy
+    state.mode, state.fail_times = "drop_head", 1
+    orch = make(tmp_path, base, retries=0)
+    try:
+        client = orch.backend("openai").client("test-cloud")
+        body = {"prompt": "Once upon a time", "model": "cloud-smol", "max_tokens": 4}
+        events = list(client.stream_events("completions", body))
+        assert events and len(state.bodies) == 2, "one resend on a fresh connection"
+        assert client.last_retries == 0, "a dropped connection is not a server retry"
+        # Dropped twice: typed, and the endpoint's own retry budget (0 here) is honoured.
+        state.mode, state.fail_times = "drop_head", 2
+        with pytest.raises(CloudUnavailableError, match="connection dropped"):
+            list(client.stream_events("completions", body))
+        assert len(state.bodies) == 4
+    finally:
+        orch.close()
+
+
 def test_stalled_server_fails_within_the_deadline(tmp_path: Path, cloud_proxy: Any) -> None:
     base, state = cloud_proxy
     state.mode = "stall"

@@ -158,6 +158,19 @@ class EndpointClient:
             # connection; this is not a server failure and does not count as a retry.
             return send()
 
+    def _check_stream_head(self, resp: httpx.Response) -> None:
+        if resp.status_code != 200:
+            err = self._status_error(resp)
+            resp.close()
+            raise err
+        ctype = resp.headers.get("Content-Type", "")
+        if not ctype.startswith("text/event-stream"):
+            resp.close()
+            raise CloudResponseError(
+                f"endpoint '{self.endpoint.name}' answered {ctype or 'no content type'} "
+                "instead of an event stream"
+            )
+
     # -- calls ----------------------------------------------------------------------------
     def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         deadline = time.monotonic() + self.endpoint.deadline_s
@@ -193,36 +206,43 @@ class EndpointClient:
         deadline = time.monotonic() + self.endpoint.deadline_s
         request = {**body, "stream": True}
 
-        def attempt() -> httpx.Response:
-            try:
-                req = self._http.build_request(
-                    "POST",
-                    path,
-                    json=request,
-                    headers=self._headers(),
-                    timeout=self._timeout(deadline),
-                )
-                resp = self._send_fresh_if_stale(lambda: self._http.send(req, stream=True))
-            except httpx.HTTPError as exc:
-                raise self._connect_error(exc) from exc
-            if resp.status_code != 200:
-                err = self._status_error(resp)
-                resp.close()
-                raise err
-            ctype = resp.headers.get("Content-Type", "")
-            if not ctype.startswith("text/event-stream"):
-                resp.close()
-                raise CloudResponseError(
-                    f"endpoint '{self.endpoint.name}' answered {ctype or 'no content type'} "
-                    "instead of an event stream"
-                )
-            return resp
+        def send() -> httpx.Response:
+            req = self._http.build_request(
+                "POST", path, json=request, headers=self._headers(), timeout=self._timeout(deadline)
+            )
+            return self._http.send(req, stream=True)
 
-        resp: httpx.Response = self._with_retries(attempt, deadline)
+        def attempt() -> tuple[httpx.Response, Iterator[str]]:
+            for fresh in (False, True):
+                try:
+                    resp = send() if fresh else self._send_fresh_if_stale(send)
+                except httpx.HTTPError as exc:
+                    raise self._connect_error(exc) from exc
+                self._check_stream_head(resp)
+                lines = resp.iter_lines()
+                try:
+                    head = _through_first_event(lines)
+                except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                    resp.close()
+                    # A server can end a failed stream cleanly and only then close the
+                    # connection; a request already on it gets a 200 and then nothing. No event
+                    # reached us, so one resend on a fresh connection is safe and not a retry.
+                    if fresh:
+                        raise self._connect_error(exc) from exc
+                    continue
+                except httpx.TimeoutException:
+                    resp.close()
+                    raise CloudTimeoutError(
+                        f"endpoint '{self.endpoint.name}': no stream event within the read deadline"
+                    ) from None
+                return resp, _chain(head, lines)
+            raise AssertionError("unreachable")
+
+        resp, lines = self._with_retries(attempt, deadline)
         name = self.endpoint.name
         received = 0
         try:
-            for line in resp.iter_lines():
+            for line in lines:
                 if cancel is not None and cancel.is_set():
                     raise CancelledError("cancelled while streaming from the cloud")
                 if time.monotonic() > deadline:
@@ -261,3 +281,18 @@ class EndpointClient:
         raise CloudStreamCutError(
             f"endpoint '{name}': stream ended after {received} events without completing"
         )
+
+
+def _through_first_event(lines: Iterator[str]) -> list[str]:
+    """Read SSE lines up to and including the first ``data:`` line (or to the end)."""
+    head: list[str] = []
+    for line in lines:
+        head.append(line)
+        if line.startswith("data:"):
+            break
+    return head
+
+
+def _chain(head: list[str], rest: Iterator[str]) -> Iterator[str]:
+    yield from head
+    yield from rest
