@@ -66,57 +66,78 @@ class ModelCache:
                     self.governor.touch(key)
                 return Loaded(self._loaded[key], self._gates[key])
             key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
-            with self._lock:
-                if key in self._loaded:
-                    return Loaded(self._loaded[key], self._gates[key])
-            t0 = time.perf_counter()
-            path = (
-                sources.resolve(spec, self.base_dir, self.cache_dir, self.builders, self.delivery)
-                if spec.tier is Tier.device
-                else None
-            )
-            gate = Gate(
-                spec.id,
-                capacity=1,  # set from the loaded handle below
-                max_queue=spec.max_queue,
-                aging_s=self.scheduling.background_aging_s,
-            )
-            wait_ms = 0.0
-            if self.governor and path is not None:
-                # Admit before loading: the memory must be there before llama.cpp asks for it.
-                try:
-                    est = backend.footprint_mb(spec, path)
-                except ModelError as exc:
-                    raise ModelError(f"model '{spec.id}': {exc}") from None
-                resident = Resident(
-                    key,
-                    est if est is not None else float(spec.memory_mb),
-                    keep_alive_s=spec.keep_alive_s,
-                    busy=gate.busy,
+        self._lock_or_cancel(key_lock, spec.id, cancel)
+        try:
+            return self._load(key, spec, backend, cancel)
+        finally:
+            key_lock.release()
+
+    def _lock_or_cancel(
+        self, key_lock: threading.Lock, model_id: str, cancel: CancelSignal | None
+    ) -> None:
+        # Another request may be loading (or downloading) this model for minutes; a cancelled
+        # request stops waiting for it rather than holding its caller.
+        while not key_lock.acquire(timeout=_MEMORY_POLL_S):
+            if cancel is not None and cancel.is_set():
+                raise CancelledError(
+                    f"request was cancelled while model '{model_id}' was being loaded"
                 )
-                wait_ms = self._admit(resident, cancel)
-            try:
-                handle = backend.load(spec, path)
-            except BaseException:
-                if self.governor:
-                    self.governor.release(key)
-                raise
-            gate.capacity = min(spec.max_concurrency or handle.parallel, handle.parallel)
-            load_ms = (time.perf_counter() - t0) * 1000 - wait_ms
-            with self._lock:
-                self._loaded[key] = handle
-                self._gates[key] = gate
-                self.loads += 1
-            log.info(
-                "model.loaded",
-                model=spec.id,
-                backend=backend.name,
-                load_ms=round(load_ms, 1),
-                waited_for_memory_ms=round(wait_ms, 1),
-                concurrency=gate.capacity,
+
+    def _load(
+        self, key: tuple[str, str], spec: ModelSpec, backend: Backend, cancel: CancelSignal | None
+    ) -> Loaded:
+        with self._lock:
+            if key in self._loaded:
+                return Loaded(self._loaded[key], self._gates[key])
+        t0 = time.perf_counter()
+        path = (
+            sources.resolve(
+                spec, self.base_dir, self.cache_dir, self.builders, self.delivery, cancel
             )
-            return Loaded(handle, gate, load_ms, wait_ms)
+            if spec.tier is Tier.device
+            else None
+        )
+        gate = Gate(
+            spec.id,
+            capacity=1,  # set from the loaded handle below
+            max_queue=spec.max_queue,
+            aging_s=self.scheduling.background_aging_s,
+        )
+        wait_ms = 0.0
+        if self.governor and path is not None:
+            # Admit before loading: the memory must be there before llama.cpp asks for it.
+            try:
+                est = backend.footprint_mb(spec, path)
+            except ModelError as exc:
+                raise ModelError(f"model '{spec.id}': {exc}") from None
+            resident = Resident(
+                key,
+                est if est is not None else float(spec.memory_mb),
+                keep_alive_s=spec.keep_alive_s,
+                busy=gate.busy,
+            )
+            wait_ms = self._admit(resident, cancel)
+        try:
+            handle = backend.load(spec, path)
+        except BaseException:
+            if self.governor:
+                self.governor.release(key)
+            raise
+        gate.capacity = min(spec.max_concurrency or handle.parallel, handle.parallel)
+        load_ms = (time.perf_counter() - t0) * 1000 - wait_ms
+        with self._lock:
+            self._loaded[key] = handle
+            self._gates[key] = gate
+            self.loads += 1
+        log.info(
+            "model.loaded",
+            model=spec.id,
+            backend=backend.name,
+            load_ms=round(load_ms, 1),
+            waited_for_memory_ms=round(wait_ms, 1),
+            concurrency=gate.capacity,
+        )
+        return Loaded(handle, gate, load_ms, wait_ms)
 
     def _admit(self, resident: Resident, cancel: CancelSignal | None) -> float:
         """Admit ``resident``; while only models in use stand in the way, wait for them to

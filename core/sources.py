@@ -26,6 +26,7 @@ from aios.config.schema import ModelSource, ModelSpec
 from aios.errors import ModelError
 
 if TYPE_CHECKING:
+    from aios.backend import CancelSignal
     from aios.delivery import ModelDelivery
 
 _prepare_lock = threading.Lock()
@@ -140,11 +141,13 @@ def resolve(
     cache_dir: Path,
     builders: Mapping[str, Any] | None = None,
     delivery: ModelDelivery | None = None,
+    cancel: CancelSignal | None = None,
 ) -> Path:
     """The model's file, prepared if needed; raises ``ModelError`` naming the model.
 
     A url source not downloaded yet is downloaded now (the call waits, joining a download
     already running) when ``delivery`` is given and its settings say ``auto_download``.
+    Setting ``cancel`` stops this caller's wait; the download goes on for the next request.
     """
     src = spec.source
     if src is None:
@@ -156,7 +159,7 @@ def resolve(
             return target
         settings = delivery.settings if delivery is not None else None
         if delivery is not None and settings is not None and settings.auto_download:
-            return delivery.pull(spec)
+            return delivery.pull(spec, leave=cancel)
         why = not_downloaded(src, settings.base_url if settings else None)
         if why.startswith("downloadable"):
             raise ModelError(f"model '{spec.id}' is {why}: run `aios models pull {spec.id}`")

@@ -70,6 +70,17 @@ class Service(Spawned):
     def log_text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
+    def log_events(self) -> list[dict[str, Any]]:
+        """The service's JSON log lines, parsed (other output, e.g. llama.cpp's, skipped)."""
+        out = []
+        for line in self.log_text().splitlines():
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue
+        return out
+
     def signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
 

@@ -462,6 +462,52 @@ def test_a_delivered_model_loads_and_runs(
         orch.close()
 
 
+def test_a_cancelled_request_stops_waiting_but_the_download_goes_on(
+    server: ModelServer, tmp_path: Path, tiny_onnx: bytes
+) -> None:
+    data = tiny_onnx + b"\0" * (400_000 - len(tiny_onnx))  # ~2.5 s at the slowed rate
+    server.delay_s = 0.05
+    orch = Orchestrator.from_file(write_config(tmp_path, server, data, auto=True), ledger=False)
+    try:
+        spec, backend = orch.config.model("tiny"), orch.backend("onnxruntime")
+        assert backend is not None
+        cancels = {"downloading": threading.Event(), "queued": threading.Event()}
+        errors: dict[str, BaseException] = {}
+        took: dict[str, float] = {}
+
+        def request(name: str) -> None:
+            try:
+                orch.models.get(spec, backend, cancels[name])
+            except BaseException as exc:  # noqa: BLE001 - recorded for the asserts
+                errors[name] = exc
+            took[name] = time.monotonic()
+
+        first = threading.Thread(target=request, args=("downloading",))
+        first.start()
+        deadline = time.monotonic() + 10
+        while not (orch.delivery.progress.get("tiny") or {}).get("bytes_done"):
+            assert time.monotonic() < deadline, "the download never started"
+            time.sleep(0.02)
+        second = threading.Thread(target=request, args=("queued",))  # waits on the first
+        second.start()
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        for ev in cancels.values():
+            ev.set()
+        first.join(5)
+        second.join(5)
+        assert isinstance(errors.get("downloading"), CancelledError), errors
+        assert "the download goes on" in str(errors["downloading"])
+        assert isinstance(errors.get("queued"), CancelledError), errors
+        assert max(took.values()) - t0 < 1.0, "both stop waiting at once"
+        job = orch.delivery.start(spec)  # joins the download still running
+        assert job.done.wait(30) and job.error is None
+        assert (tmp_path / "models" / "tiny.onnx").read_bytes() == data
+        assert len(server.requests) == 1, "one download, neither restarted nor cancelled"
+    finally:
+        orch.close()
+
+
 def test_models_pull_and_status_through_the_cli(
     server: ModelServer, tmp_path: Path, tiny_onnx: bytes
 ) -> None:

@@ -305,6 +305,9 @@ def test_incremental_add_change_touch_move_delete(store: IndexStore, tmp_path: P
     # Only the changed file, the new file and the moved file's header were embedded.
     assert embed.texts - texts_before == 2 + 2 + 1
     assert store.items_under(str(root))[str(budget)][1] == budget.stat().st_mtime_ns
+    touched = store.item_by_path(str(budget))
+    # Its date came from the mtime, so it moves with it, as a fresh index would read it.
+    assert touched is not None and touched.created_at == budget.stat().st_mtime_ns / 1e9
     assert item_ids(store, "故宫") == {"trip.txt"}
     assert item_ids(store, "猫") == set()
     guide = store.item_by_path(str(moved))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import structlog
 
+from aios.backend import CancelSignal
 from aios.config.schema import DeliverySettings, ModelSpec, OEMConfig
 from aios.delivery.progress import Progress, ProgressRegistry
 from aios.errors import AIOSError, CancelledError, DeliveryError
@@ -145,22 +146,32 @@ class ModelDelivery:
         spec: ModelSpec,
         *,
         cancel: threading.Event | None = None,
+        leave: CancelSignal | None = None,
         on_progress: Callable[[dict[str, object]], None] | None = None,
     ) -> Path:
         """Download ``spec`` (or join its running download) and wait; returns its file.
 
         Setting ``cancel`` (or Ctrl-C) cancels the download for every caller waiting on it;
-        what is on disk stays, and the next pull resumes from it.
+        what is on disk stays, and the next pull resumes from it. Setting ``leave`` only stops
+        this caller's wait (``CancelledError``): a cancelled request does not throw away a
+        download that the next request will want.
         """
         job = self.start(spec)
         try:
             while not job.done.wait(_POLL_S):
                 if cancel is not None and cancel.is_set():
                     job.cancel.set()
+                if leave is not None and leave.is_set():
+                    raise CancelledError(
+                        f"request was cancelled while model '{spec.id}' was downloading "
+                        "(the download goes on)"
+                    )
                 if on_progress is not None:
                     snap = self.progress.get(spec.id)
                     if snap is not None:
                         on_progress(snap)
+        except CancelledError:
+            raise
         except BaseException:  # KeyboardInterrupt: stop the download, keep what is on disk
             job.cancel.set()
             job.done.wait(5.0)

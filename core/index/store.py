@@ -522,12 +522,17 @@ class IndexStore:
     def update_item_fields(
         self, path: str, *, size: int, mtime_ns: int, title: str | None = None
     ) -> None:
-        """New stat (and title) for an item whose content (sha256) did not change."""
+        """New stat (and title) for an item whose content (sha256) did not change.
+
+        A created_at that came from the old mtime (no date inside the file) follows the new
+        one, so the index reads the same as a fresh index of the same files would.
+        """
         with self.transaction() as conn:
             conn.execute(
-                "UPDATE items SET size = ?, mtime_ns = ?, title = COALESCE(?, title) "
+                "UPDATE items SET size = ?, mtime_ns = ?, title = COALESCE(?, title), "
+                "created_at = CASE WHEN created_at = mtime_ns / 1e9 THEN ? ELSE created_at END "
                 "WHERE path = ?",
-                (size, mtime_ns, title, path),
+                (size, mtime_ns, title, mtime_ns / 1e9, path),
             )
 
     def delete_paths(self, paths: Iterable[str]) -> int:

@@ -162,7 +162,7 @@ class ServiceMiddleware:
                 if status >= 400
                 else "ok"
             )
-            m.observe(record, skill, outcome)
+            m.observe(record, app or "-", skill, outcome)
         audit(
             app=app,
             endpoint=f"{scope['method']} {endpoint}",

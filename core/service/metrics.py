@@ -57,8 +57,8 @@ class Metrics:
         )
         self.requests = Counter(
             "aios_skill_requests",
-            "Skill requests by skill, status and tier",
-            ["skill", "status", "tier"],
+            "Skill requests by app, skill, status and tier",
+            ["app", "skill", "status", "tier"],
             registry=r,
         )
         self.latency = Histogram(
@@ -74,19 +74,21 @@ class Metrics:
             ["skill", "direction"],
             registry=r,
         )
-        self.cost = Counter("aios_cloud_cost_cny", "Accounted cloud cost in CNY", registry=r)
+        self.cost = Counter(
+            "aios_cloud_cost_cny", "Accounted cloud cost in CNY by app", ["app"], registry=r
+        )
         r.register(_ModelCollector(runtime))
 
-    def observe(self, record: ExecutionRecord | None, skill: str, status: str) -> None:
+    def observe(self, record: ExecutionRecord | None, app: str, skill: str, status: str) -> None:
         tier = record.tier.value if record is not None and record.tier else "none"
-        self.requests.labels(skill, status, tier).inc()
+        self.requests.labels(app, skill, status, tier).inc()
         if record is None:
             return
         self.latency.labels(skill, tier).observe(record.latency_ms / 1000)
         self.tokens.labels(skill, "in").inc(record.tokens_in)
         self.tokens.labels(skill, "out").inc(record.tokens_out)
         if record.cost_cny:
-            self.cost.inc(record.cost_cny)
+            self.cost.labels(app).inc(record.cost_cny)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -130,3 +130,5 @@ class Runtime:
             gen.orchestrator.close()
         except Exception:
             log.warning("service.close_failed", generation=gen.number, exc_info=True)
+        else:
+            log.info("service.generation_closed", generation=gen.number)
