@@ -76,9 +76,10 @@ class OnnxRuntimeBackend(Backend):
         from aios.memory.footprint import onnx_footprint
 
         # The file gives the weights; the activation arena depends on the batch and the graph
-        # (measured: EfficientNet-Lite0 17.7 MB of weights takes 65 MB for one photo and
-        # 256 MB for 16; the 72 MB text encoder takes 150 MB). So the file estimate is a floor,
-        # and the OEM's measured `memory_mb` is admitted when it is larger.
+        # (measured: EfficientNet-Lite0's 17.7 MB of weights peak at 106 MB for 4 photos a
+        # call and 270 MB for 16; the 72 MB text encoder at 170 MB under aios's 4,096-character
+        # batches and 400 MB for 64 passages). So the file estimate is a floor, and the OEM's
+        # measured `memory_mb` is admitted when it is larger.
         return max(onnx_footprint(path).total_mb, float(spec.memory_mb))
 
     @classmethod

@@ -24,6 +24,7 @@ from aios.backend import (
     TextGenerator,
     Token,
 )
+from aios.batching import padded_batches
 from aios.config.schema import ModelSpec, OEMConfig, PromptFormat
 from aios.errors import (
     CancelledError,
@@ -45,6 +46,14 @@ from aios.types import Capability, DataClass
 if TYPE_CHECKING:
     from aios.orchestrator import Orchestrator
     from aios.selection import Choice
+
+# A sentence encoder's activations grow with the padded characters of a call: the shipped
+# USE v3 takes ~13 KB per character (64 passages of 500 characters peaked 250 MB over its
+# weights, 8 of them 38 MB, at the same passages/s). 4,096 bounds a call near 55 MB; a single
+# text is cut there too (a 20,000-character one alone took 256 MB), past what a sentence
+# encoder represents well anyway.
+EMBED_BATCH_CHARS = 4096
+EMBED_MAX_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -294,17 +303,23 @@ class SkillContext:
         """Unit-length sentence embeddings, shape (len(texts), d), from the embedding model.
 
         Sentence encoders that take raw strings (the shipped multilingual USE) are fed through
-        their single string input; batches bound the memory a long list can take.
+        their single string input. Each text is cut at ``EMBED_MAX_CHARS`` and a call holds at
+        most ``batch`` texts and ``EMBED_BATCH_CHARS`` padded characters, which bounds the
+        memory it takes whatever the caller sends.
         """
         if not texts:
             raise InvalidInputError(self.record.skill, ["nothing to embed"])
         names_in, names_out = self.tensor_io(Capability.embedding)
-        parts = []
-        for i in range(0, len(texts), batch):
-            arr = np.asarray(list(texts[i : i + batch]), dtype=object)
+        cut = [t[:EMBED_MAX_CHARS] for t in texts]
+        vecs: np.ndarray | None = None
+        for idx in padded_batches([len(t) for t in cut], batch, EMBED_BATCH_CHARS):
+            arr = np.asarray([cut[i] for i in idx], dtype=object)
             out = self.run_tensor({names_in[0]: arr}, Capability.embedding)[names_out[0]]
-            parts.append(np.asarray(out, dtype=np.float32).reshape(len(arr), -1))
-        vecs = np.concatenate(parts)
+            part = np.asarray(out, dtype=np.float32).reshape(len(idx), -1)
+            if vecs is None:
+                vecs = np.empty((len(cut), part.shape[1]), dtype=np.float32)
+            vecs[idx] = part
+        assert vecs is not None
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         return vecs / np.maximum(norms, 1e-12)
 

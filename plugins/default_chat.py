@@ -71,7 +71,9 @@ class Chat(Skill):
 
 class EmbedInput(Strict):
     texts: list[str] = Field(
-        min_length=1, max_length=256, description="Texts to embed (each up to 20,000 chars)."
+        min_length=1,
+        max_length=256,
+        description="Texts to embed; only the first 4,096 characters of each are read.",
     )
 
 
@@ -91,8 +93,7 @@ class Embed(Skill):
     data_classes = frozenset({DataClass.text})
 
     def run(self, inp: Any, ctx: SkillContext) -> BaseModel:
-        texts = [t[:20_000] for t in inp.texts]
-        vecs = ctx.embed(texts)
+        vecs = ctx.embed(inp.texts)  # each text cut at aios.context.EMBED_MAX_CHARS
         return EmbedOutput(
             model=ctx.tensor_model(Capability.embedding).id,
             dimensions=int(vecs.shape[1]),

@@ -62,6 +62,74 @@ def test_estimate_matches_measured_rss(reference: Orchestrator, model_id: str, n
     assert abs(error) <= 0.15, f"estimate {est.total_mb:.0f} MB vs measured {measured:.0f} MB"
 
 
+# The ONNX models' footprint is the OEM's measured memory_mb (the file gives only a floor), so
+# the shipped numbers are checked against what aios's own callers make the models take: the
+# encoder fed 64 indexer-sized passages and a 20,000-character text, the tagger 16 photos.
+MEASURE_ONNX = r"""
+import json, sys
+import numpy as np
+
+def status_mb(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+
+import onnxruntime  # part of the baseline, not of the model
+from PIL import Image
+from aios import Orchestrator, sources
+from aios.vision.tagging import make_tagger
+
+orch = Orchestrator.from_file(None, ledger=False)
+spec = orch.config.model(sys.argv[1])
+rng = np.random.default_rng(0)
+words = "the quick brown fox jumps over a lazy dog near the river 我们 去年 夏天".split()
+texts = [" ".join(rng.choice(words, size=160))[:800] for _ in range(64)] + ["word " * 4000]
+shape = (480, 640, 3)
+photos = [Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)) for _ in range(16)]
+base = status_mb("VmRSS")
+if sys.argv[2] == "embed":
+    orch.invoke("embed", {"texts": texts})
+else:
+    make_tagger(orch.load_model(spec.id).handle.run)(photos)
+path = sources.resolve(spec, orch.base_dir, orch.models.cache_dir, orch.models.builders)
+estimate = orch.backend("onnxruntime").footprint_mb(spec, path)
+print(json.dumps({"measured_mb": status_mb("VmHWM") - base, "estimate_mb": estimate}))
+orch.close()
+"""
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    "model_id, use",
+    [
+        ("use-v3-multilingual", "embed"),
+        ("efficientnet-lite0", "tag"),
+        ("efficientnet-lite0-int8", "tag"),
+    ],
+)
+def test_onnx_memory_mb_matches_measured_rss(
+    reference: Orchestrator, model_id: str, use: str
+) -> None:
+    from aios import sources
+
+    spec = reference.config.model(model_id)
+    sources.resolve(  # builds the EfficientNet files once, outside the measured process
+        spec, reference.base_dir, reference.models.cache_dir, reference.models.builders
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE_ONNX, model_id, use],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    error = (got["estimate_mb"] - got["measured_mb"]) / got["measured_mb"]
+    assert abs(error) <= 0.15, (
+        f"{model_id}: footprint {got['estimate_mb']:.0f} MB vs measured {got['measured_mb']:.0f} MB"
+    )
+
+
 def test_metadata_of_a_real_gguf(reference: Orchestrator) -> None:
     from aios import sources
 

@@ -6,12 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aios import GenerationError, ModelError, Orchestrator
 from aios.backends.default_neuropilot import NeuroPilotBackend
 from aios.backends.default_onnxruntime import OnnxRuntimeBackend
 from aios.backends.default_qnn import QnnBackend
+from aios.batching import padded_batches
 from aios.config.schema import ModelSpec
+from aios.context import EMBED_MAX_CHARS
 from aios.testing.tiny_onnx import linear_relu, onnx_spec
 
 onnx = pytest.importorskip("onnx")
@@ -63,3 +67,33 @@ def test_onnx_footprint_is_at_least_the_declared_memory(tmp_path: Path) -> None:
     assert backend.footprint_mb(small, path) == 1.0
     declared = small.model_copy(update={"memory_mb": 260})
     assert backend.footprint_mb(declared, path) == 260.0
+
+
+@given(
+    lengths=st.lists(st.integers(0, 900), max_size=80),
+    max_count=st.integers(1, 64),
+    max_padded=st.integers(1, 5000),
+)
+def test_padded_batches_cover_everything_within_both_bounds(
+    lengths: list[int], max_count: int, max_padded: int
+) -> None:
+    batches = padded_batches(lengths, max_count, max_padded)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) <= max_count
+        widest = max(max(lengths[i] for i in b), 1)
+        assert len(b) == 1 or len(b) * widest <= max_padded, (b, [lengths[i] for i in b])
+
+
+@pytest.mark.model
+def test_embed_batches_by_length_and_keeps_the_callers_order(reference: Orchestrator) -> None:
+    long = "The Great Wall at Mutianyu is steep but quiet in the early morning. " * 90
+    texts = ["西湖的秋天", long, "a short note", long[:800], long[:4096] + " and then more"]
+    vecs = np.array(reference.invoke("embed", {"texts": texts}).output.vectors)
+    alone = np.array([reference.invoke("embed", {"texts": [t]}).output.vectors[0] for t in texts])
+    # Padding in a batch moves a vector a little (USE v3), never to another text's place.
+    cos = vecs @ alone.T
+    assert np.all(np.diag(cos) > 0.99), np.diag(cos)
+    assert np.all(cos[:4, :4].argmax(axis=1) == np.arange(4))  # (4 reads as 1: see below)
+    # Past EMBED_MAX_CHARS a text reads as its first EMBED_MAX_CHARS characters.
+    assert len(long) > EMBED_MAX_CHARS and float(alone[4] @ alone[1]) > 0.9999

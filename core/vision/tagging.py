@@ -47,8 +47,13 @@ def top_k(logits: np.ndarray, k: int = 5, min_score: float = 0.0) -> list[Tag]:
     return tags
 
 
+# EfficientNet-Lite0 on this CPU: 4 photos a call tag as fast as 16 (139 vs 138 photos/s FP32,
+# 223 vs 234 INT8) at about half the peak memory (+128 MB vs +270 MB FP32 over the process).
+BATCH = 4
+
+
 def make_tagger(
-    run: RunFn, k: int = 5, min_score: float = 0.05, batch: int = 16
+    run: RunFn, k: int = 5, min_score: float = 0.05, batch: int = BATCH
 ) -> Callable[[list[Image.Image]], list[list[dict]]]:
     """A function tagging photos with ``run`` (a tensor model's run: named arrays in and out).
 
