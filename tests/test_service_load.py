@@ -343,6 +343,7 @@ def test_disconnect_cancels_generation_and_frees_the_slot_at_once(svc: Service) 
     log_mark = len(svc.log_text().splitlines())
     body = {"input": {"prompt": "Write a very long story about a dragon.", "max_tokens": 2000}}
     with httpx.Client(base_url=svc.url, headers=AUTH, timeout=120) as c:
+        started = time.perf_counter()
         with c.stream("POST", "/v1/skills/generate/stream", json=body) as r:
             assert r.status_code == 200
             deltas = 0
@@ -354,16 +355,6 @@ def test_disconnect_cancels_generation_and_frees_the_slot_at_once(svc: Service) 
         left = time.perf_counter()  # the connection is closed here
     with httpx.Client(base_url=svc.url, headers=AUTH, timeout=120) as c:
         took, rec = _generate_once(c)
-    after_leave = time.perf_counter() - left
-    delay_ms = (took - baseline) * 1000
-    print(
-        f"\ndisconnect: a 1-token call right after the abandoned stream took {took * 1000:.0f} ms "
-        f"(idle {baseline * 1000:.0f} ms, so +{delay_ms:.0f} ms; queued {rec['queue_ms']:.0f} ms;"
-        f" one token step {step_ms:.0f} ms); done {after_leave * 1000:.0f} ms after leaving"
-    )
-    # The slot is free within about a token step: the abandoned call does not run on.
-    assert rec["queue_ms"] <= 3 * step_ms + 250, (rec["queue_ms"], step_ms)
-    assert delay_ms <= 3 * step_ms + 500, (delay_ms, step_ms)
     deadline = time.monotonic() + 5
     cancelled: list[dict[str, Any]] = []
     while not cancelled and time.monotonic() < deadline:
@@ -375,6 +366,18 @@ def test_disconnect_cancels_generation_and_frees_the_slot_at_once(svc: Service) 
         time.sleep(0.1)
     assert len(cancelled) == 1 and cancelled[0]["app"] == "load"
     assert 3 <= cancelled[0]["tokens_out"] < 2000
+    ran_on_ms = cancelled[0]["latency_ms"] - (left - started) * 1000
+    print(
+        f"\ndisconnect: the abandoned call ended {ran_on_ms:.0f} ms after the client left (one "
+        f"token step {step_ms:.0f} ms); the next 1-token call queued {rec['queue_ms']:.0f} ms and "
+        f"took {took * 1000:.0f} ms (ttft {rec['ttft_ms']:.0f} ms: its prompt is no longer in "
+        f"the KV cache; idle with a cache hit {baseline * 1000:.0f} ms)"
+    )
+    # The abandoned call stops within about a token step and frees the slot at once. (The next
+    # call's wall time is not the measure: it re-reads its prompt, which on a busy 2-core
+    # machine took 0.1-2.9 s with llama.cpp's threads contending, slot free or not.)
+    assert ran_on_ms <= 3 * step_ms + 500, (ran_on_ms, step_ms)
+    assert rec["queue_ms"] <= 3 * step_ms + 250, (rec["queue_ms"], step_ms)
 
 
 # -- slow clients ------------------------------------------------------------------------------
