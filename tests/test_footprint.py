@@ -14,17 +14,22 @@ from aios import ModelError, Orchestrator
 from aios.memory.footprint import estimate
 from aios.memory.gguf import read_metadata
 
-MEASURE = r"""
+# Both measuring scripts read the process's own resident (VmRSS) and peak (VmHWM) memory.
+STATUS_MB = r"""
+def status_mb(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+"""
+
+MEASURE = (
+    STATUS_MB
+    + r"""
 import json, sys
 from pathlib import Path
 from aios.backends.default_llama_cpp import LlamaCppBackend
 from aios.backend import GenerationRequest
 from aios.config.schema import ModelSpec
-
-def status_mb(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
 
 spec = ModelSpec.model_validate(json.loads(sys.argv[1]))
 backend = LlamaCppBackend()
@@ -38,6 +43,7 @@ for _ in model.stream(GenerationRequest(prompt="Once upon a time, " * 100, max_t
 peak = status_mb("VmHWM")
 print(json.dumps({"measured_mb": peak - base}))
 """
+)
 
 
 @pytest.mark.model
@@ -65,15 +71,11 @@ def test_estimate_matches_measured_rss(reference: Orchestrator, model_id: str, n
 # The ONNX models' footprint is the OEM's measured memory_mb (the file gives only a floor), so
 # the shipped numbers are checked against what aios's own callers make the models take: the
 # encoder fed 64 indexer-sized passages and a 20,000-character text, the tagger 16 photos.
-MEASURE_ONNX = r"""
+MEASURE_ONNX = (
+    STATUS_MB
+    + r"""
 import json, sys
 import numpy as np
-
-def status_mb(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-
 import onnxruntime  # part of the baseline, not of the model
 from PIL import Image
 from aios import Orchestrator, sources
@@ -96,6 +98,7 @@ estimate = orch.backend("onnxruntime").footprint_mb(spec, path)
 print(json.dumps({"measured_mb": status_mb("VmHWM") - base, "estimate_mb": estimate}))
 orch.close()
 """
+)
 
 
 @pytest.mark.model

@@ -233,9 +233,9 @@ def test_client_disconnect_cancels_generation(svc: Service, full: httpx.Client) 
     while '"status": "cancelled"' not in svc.log_text() and time.monotonic() < deadline:
         time.sleep(0.1)
     cancelled = [
-        json.loads(line)
-        for line in svc.log_text().splitlines()
-        if '"aios.request"' in line and '"cancelled"' in line
+        e
+        for e in svc.log_events()
+        if e.get("event") == "aios.request" and e.get("status") == "cancelled"
     ]
     assert any(e["skill"] == "generate" and e["app"] == "full" for e in cancelled)
 
@@ -440,7 +440,7 @@ def test_unix_socket(svc: Service) -> None:
 
 
 def test_audit_log(svc: Service) -> None:
-    events = [json.loads(line) for line in svc.log_text().splitlines() if '"aios.audit"' in line]
+    events = [e for e in svc.log_events() if e.get("event") == "aios.audit"]
     ok = [e for e in events if e["endpoint"] == "POST /v1/skills/{name}" and e["status"] == 200]
     assert ok and ok[0]["app"] == "full" and ok[0]["model"] and ok[0]["tier"] == "device"
     assert any(e["status"] == 401 and e["error"] == "unauthorized" for e in events)
@@ -496,14 +496,12 @@ def test_sighup_during_a_request_lets_it_finish_on_the_old_config(svc: Service) 
     assert out["r"].json()["output"]["tokens_out"] > 0
 
     # The old generation closed once its last request ended, after the reload.
-    def events() -> list[str]:
-        return [e.get("event", "") + f":{e.get('generation')}" for e in svc.log_events()]
+    def events() -> list[tuple[str, Any]]:
+        return [(e.get("event", ""), e.get("generation")) for e in svc.log_events()]
 
-    assert _wait(lambda: f"service.generation_closed:{gen}" in events())
-    seen = events()
-    assert seen.index(f"service.reloaded:{gen + 1}") < seen.index(
-        f"service.generation_closed:{gen}"
-    )
+    closed, reloaded = ("service.generation_closed", gen), ("service.reloaded", gen + 1)
+    assert _wait(lambda: closed in events())
+    assert events().index(reloaded) < events().index(closed)
     with svc.client("full") as c:  # and the new generation serves
         assert c.get("/v1/skills").status_code == 200
 

@@ -12,7 +12,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import structlog
@@ -28,6 +28,8 @@ from aios.errors import (
     CloudTimeoutError,
     CloudUnavailableError,
 )
+
+_T = TypeVar("_T")
 
 log = structlog.get_logger("aios.cloud")
 
@@ -149,13 +151,18 @@ class EndpointClient:
         return CloudResponseError(f"endpoint '{name}': {type(exc).__name__}: {exc}")
 
     @staticmethod
-    def _send_fresh_if_stale(send: Callable[[], httpx.Response]) -> httpx.Response:
+    def _send_fresh_if_stale(send: Callable[[], _T]) -> _T:
+        """``send()``, and once more if the connection dropped before any answer reached us.
+
+        The pooled connection was already closed by the server, or is being closed: a server
+        may end a failed stream cleanly and close the connection only afterwards, so a request
+        already on it gets nothing, or a 200 head and then nothing. httpx drops that connection,
+        so one immediate resend goes out on a fresh one; nothing was delivered to the caller,
+        and it is not a server failure, so it does not count as a retry.
+        """
         try:
             return send()
         except (httpx.RemoteProtocolError, httpx.ReadError):
-            # The pooled connection was already closed by the server (it resets one after a
-            # failed stream). httpx has dropped it, so one immediate resend goes out on a fresh
-            # connection; this is not a server failure and does not count as a retry.
             return send()
 
     def _check_stream_head(self, resp: httpx.Response) -> None:
@@ -206,37 +213,24 @@ class EndpointClient:
         deadline = time.monotonic() + self.endpoint.deadline_s
         request = {**body, "stream": True}
 
-        def send() -> httpx.Response:
+        def open_stream() -> tuple[httpx.Response, Iterator[str]]:
             req = self._http.build_request(
                 "POST", path, json=request, headers=self._headers(), timeout=self._timeout(deadline)
             )
-            return self._http.send(req, stream=True)
-
-        def attempt() -> tuple[httpx.Response, Iterator[str]]:
-            for fresh in (False, True):
-                try:
-                    resp = send() if fresh else self._send_fresh_if_stale(send)
-                except httpx.HTTPError as exc:
-                    raise self._connect_error(exc) from exc
+            resp = self._http.send(req, stream=True)
+            try:
                 self._check_stream_head(resp)
                 lines = resp.iter_lines()
-                try:
-                    head = _through_first_event(lines)
-                except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-                    resp.close()
-                    # A server can end a failed stream cleanly and only then close the
-                    # connection; a request already on it gets a 200 and then nothing. No event
-                    # reached us, so one resend on a fresh connection is safe and not a retry.
-                    if fresh:
-                        raise self._connect_error(exc) from exc
-                    continue
-                except httpx.TimeoutException:
-                    resp.close()
-                    raise CloudTimeoutError(
-                        f"endpoint '{self.endpoint.name}': no stream event within the read deadline"
-                    ) from None
-                return resp, _chain(head, lines)
-            raise AssertionError("unreachable")
+                return resp, _chain(_through_first_event(lines), lines)
+            except BaseException:
+                resp.close()
+                raise
+
+        def attempt() -> tuple[httpx.Response, Iterator[str]]:
+            try:
+                return self._send_fresh_if_stale(open_stream)
+            except httpx.HTTPError as exc:
+                raise self._connect_error(exc) from exc
 
         resp, lines = self._with_retries(attempt, deadline)
         name = self.endpoint.name
