@@ -10,9 +10,7 @@ import them at top. ``aios models build NAME`` runs a builder.
 
 from __future__ import annotations
 
-import os
 import re
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ from typing import Any, ClassVar
 
 from aios.backend import Availability
 from aios.errors import ModelError
+from aios.files import replaced_atomically
 
 BUILDER_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -61,14 +60,10 @@ def atomic_output(target: Path) -> Iterator[Path]:
     A crash or an error never leaves a half-written file under the real name.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.partial")
-    try:
+    with replaced_atomically(target) as tmp:
         yield tmp
         if not tmp.is_file():
             raise ModelError(f"builder wrote nothing to {tmp}")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def builder_problems(cls: Any) -> list[str]:

@@ -24,6 +24,7 @@ from urllib.parse import urljoin
 
 from aios.config.schema import ModelSource, ModelSpec
 from aios.errors import ModelError
+from aios.files import replaced_atomically
 
 if TYPE_CHECKING:
     from aios.backend import CancelSignal
@@ -190,20 +191,17 @@ def resolve(
 def _assemble(spec: ModelSpec, src: ModelSource, target: Path) -> Path:
     assert src.package and src.assembler
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
-        module = importlib.import_module(src.package)
-        assemble = getattr(module, src.assembler)
-        assemble(tmp)
-        if src.sha256 and _sha256(tmp) != src.sha256:
-            raise ModelError(f"model '{spec.id}': assembled file does not match its sha256")
-        os.replace(tmp, target)
+        with replaced_atomically(target) as tmp:
+            module = importlib.import_module(src.package)
+            assemble = getattr(module, src.assembler)
+            assemble(tmp)
+            if src.sha256 and _sha256(tmp) != src.sha256:
+                raise ModelError(f"model '{spec.id}': assembled file does not match its sha256")
     except ModelError:
         raise
     except Exception as exc:
         raise ModelError(
             f"model '{spec.id}': {src.package}.{src.assembler}() failed: {exc}"
         ) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     return target

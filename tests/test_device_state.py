@@ -552,7 +552,7 @@ def test_bad_traces_name_the_file_and_line(
 
 
 def test_missing_and_binary_traces(tmp_path: Path) -> None:
-    with pytest.raises(TraceError, match="trace file not found"):
+    with pytest.raises(TraceError, match="nope.jsonl: file not found"):
         load_trace(tmp_path / "nope.jsonl")
     (tmp_path / "bin.jsonl").write_bytes(b"\xff\xfe\x00")
     with pytest.raises(TraceError, match="not UTF-8"):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -99,6 +101,45 @@ def test_csv_accepts_boolean_spellings_and_excludes(tmp_path: Path) -> None:
     assert data.prompts == ["a, b", "c"]
     assert data.device_correct.tolist() == [True, False]
     assert data.cloud_correct.tolist() == [True, True]
+
+
+def test_csv_from_a_spreadsheet_export_reads_the_same(tmp_path: Path) -> None:
+    """A byte-order mark and ';' or tab separators, as locale spreadsheet exports write them."""
+    rows = [["prompt", "device_correct", "cloud_correct"], ["a, b", "1", "0"], ["c", "0", "1"]]
+    for sep in (";", "\t", ","):
+        path = tmp_path / "labels.csv"
+        with path.open("w", newline="", encoding="utf-8-sig") as f:
+            csv.writer(f, delimiter=sep).writerows(rows)
+        data = load_labeled_csv(path)
+        assert data.prompts == ["a, b", "c"], sep
+        assert data.device_correct.tolist() == [True, False]
+        assert data.cloud_correct.tolist() == [False, True]
+
+
+def test_csv_with_no_rows_left_says_so(tmp_path: Path) -> None:
+    path = _write(tmp_path, "prompt,device_correct,cloud_correct\nskip me,1,1\n")
+    with pytest.raises(ValueError, match="no labeled rows left after exclusions"):
+        load_labeled_csv(path, exclude={"skip me"})
+
+
+def test_save_replaces_the_artifact_whole(tmp_path: Path) -> None:
+    """A save that fails half-way leaves the previous artifact, which a service may be using."""
+    prompts, d, c = _synthetic()
+    path = tmp_path / "router.bin"
+    first = DifficultyRouter.fit(prompts, d, c)
+    first.save(path)
+    before = path.read_bytes()
+
+    class Broken(DifficultyRouter):
+        def _savez(self, f: Any, empty: np.ndarray) -> None:
+            f.write(b"half an artifact")
+            raise OSError("disk full")
+
+    broken = Broken.fit(prompts, ~d, c)
+    with pytest.raises(OSError, match="disk full"):
+        broken.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["router.bin"]
 
 
 def test_csv_missing_column(tmp_path: Path) -> None:

@@ -74,13 +74,31 @@ def test_fit_then_eval_on_held_out_prompts(tmp_path: Path) -> None:
     [
         (["--data", "/nonexistent.csv"], "/nonexistent.csv: file not found"),
         (["--data", "{gsm}", "--device-col", "nope"], "nope"),
+        (["--data", "{tmp}"], "is a directory, not a file"),
+        (["--data", "{tmp}/empty.csv"], "empty.csv: empty file"),
+        (["--data", "{tmp}/header.csv"], "header.csv: no labeled rows"),
+        (["--data", "{tmp}/gbk.csv"], "gbk.csv: not UTF-8 text"),
+        (
+            ["--data", "{gsm}", *MAP, "--exclude", "{tmp}/header.csv"],
+            "header.csv: line 1: not JSON",
+        ),
+        (["--data", "{gsm}", *MAP, "--out", "{tmp}/no/such/dir/r.bin"], "r.bin: cannot write"),
+        (["--data", "{gsm}", *MAP, "--out", "{tmp}"], "is a directory; --out names the file"),
     ],
 )
 def test_fit_errors_are_clear(tmp_path: Path, args: list[str], message: str) -> None:
-    args = [a.replace("{gsm}", str(GSM8K)) for a in args]
-    proc = cli("router", "fit", *args, "--out", str(tmp_path / "r.bin"))
-    assert proc.returncode != 0 and message in proc.stderr
+    (tmp_path / "empty.csv").write_bytes(b"")
+    (tmp_path / "header.csv").write_text("prompt,device_correct,cloud_correct\n")
+    (tmp_path / "gbk.csv").write_bytes(
+        "prompt,device_correct,cloud_correct\n你好,1,0\n".encode("gbk")
+    )
+    args = [a.replace("{gsm}", str(GSM8K)).replace("{tmp}", str(tmp_path)) for a in args]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "r.bin")]
+    proc = cli("router", "fit", *args)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "r.bin").exists()
 
 
 def test_eval_rejects_a_file_that_is_not_a_router(tmp_path: Path) -> None:

@@ -130,7 +130,7 @@ def test_cli_summarize_file_stdin_and_text(tmp_path: Path) -> None:
         ),
         (
             ["run", "summarize", "--file", "/nonexistent/doc.txt"],
-            "file not found: /nonexistent/doc.txt",
+            "/nonexistent/doc.txt: file not found",
         ),
         (["run", "summarize", "--text", "x", "--colour", "red"], "unknown option(s) --colour red"),
         (

@@ -14,6 +14,7 @@ from aios.cli import render
 from aios.cli.device_commands import SAMPLE_DOCUMENT
 from aios.cli.options import request_options
 from aios.errors import AIOSError, ConfigError, InvalidInputError
+from aios.files import unreadable
 
 
 def dispatch(args: argparse.Namespace, extra: list[str]) -> int:
@@ -206,12 +207,8 @@ def _read_text(args: argparse.Namespace) -> str | None:
         path = Path(args.file)
         try:
             data = path.read_bytes()
-        except FileNotFoundError:
-            raise AIOSError(f"file not found: {path}") from None
-        except IsADirectoryError:
-            raise AIOSError(f"{path} is a directory, not a file") from None
         except OSError as exc:
-            raise AIOSError(f"cannot read {path}: {exc.strerror or exc}") from None
+            raise AIOSError(unreadable(path, exc)) from None
         try:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError:

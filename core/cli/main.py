@@ -197,6 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # A path the user gave that cannot be read or written: their input, not our bug.
+        where = f"{exc.filename}: " if exc.filename else ""
+        _report(AIOSError(f"{where}{exc.strerror or exc}"), as_json)
+        return AIOSError.exit_code
 
 
 def _report(exc: AIOSError, as_json: bool) -> None:

@@ -9,24 +9,42 @@ import time
 from typing import Any
 
 from aios.errors import AIOSError
+from aios.files import unreadable
+
+
+def _read(path: str, reader: Any) -> Any:
+    """``reader(path)`` with every input problem turned into an error that names the file."""
+    try:
+        return reader(path)
+    except OSError as exc:
+        raise AIOSError(unreadable(path, exc)) from None
+    except ValueError as exc:
+        raise AIOSError(f"{path}: {exc}") from None
+
+
+def _write(path: str, writer: Any) -> None:
+    try:
+        writer(path)
+    except IsADirectoryError:
+        raise AIOSError(f"{path}: is a directory; --out names the file to write") from None
+    except OSError as exc:
+        raise AIOSError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def _load(args: argparse.Namespace) -> Any:
     from aios.routing import difficulty as d
 
-    exclude = d.read_excluded_prompts(args.exclude) if args.exclude else None
-    try:
-        return d.load_labeled_csv(
-            args.data,
+    exclude = _read(args.exclude, d.read_excluded_prompts) if args.exclude else None
+    return _read(
+        args.data,
+        lambda path: d.load_labeled_csv(
+            path,
             prompt_col=args.prompt_col,
             device_col=args.device_col,
             cloud_col=args.cloud_col,
             exclude=exclude,
-        )
-    except FileNotFoundError:
-        raise AIOSError(f"{args.data}: file not found") from None
-    except ValueError as exc:
-        raise AIOSError(f"{args.data}: {exc}") from None
+        ),
+    )
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -46,7 +64,7 @@ def dispatch(args: argparse.Namespace) -> int:
             )
         except ValueError as exc:
             raise AIOSError(f"cannot fit a router on {args.data}: {exc}") from None
-        router.save(args.out)
+        _write(args.out, router.save)
         summary = {
             "router": args.out,
             "rows": len(data),
@@ -63,6 +81,8 @@ def dispatch(args: argparse.Namespace) -> int:
         raise AIOSError(f"{args.router}: file not found") from None
     except (ValueError, KeyError, OSError) as exc:
         raise AIOSError(f"{args.router}: not a router artifact ({exc})") from None
+    # Loading the encoder session is a one-time start-up cost, not part of any decision.
+    router.score(data.prompts[0])
     times = []
     scores = []
     for prompt in data.prompts:

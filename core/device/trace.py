@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aios.config.loader import validation_problems
 from aios.errors import AIOSError
+from aios.files import unreadable
 
 
 class TraceError(AIOSError):
@@ -92,12 +93,10 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise TraceError(f"{p}: trace file not found") from None
     except UnicodeDecodeError:
         raise TraceError(f"{p}: not UTF-8 text") from None
     except OSError as exc:
-        raise TraceError(f"{p}: cannot read ({exc.strerror or exc})") from None
+        raise TraceError(unreadable(p, exc)) from None
     times: list[float] = []
     states: list[dict[str, Any]] = []
     held: dict[str, Any] = {}

@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from aios.files import replaced_atomically
 from aios.routing.features import FEATURE_NAMES, extract, extract_many
 
 __all__ = [
@@ -81,6 +82,13 @@ def _parse_bool(value: str, column: str, row: int) -> bool:
     )
 
 
+def _delimiter(header_line: str) -> str:
+    """The header's separator: exports from spreadsheets in many locales use ';' or tabs."""
+    counts = {sep: header_line.count(sep) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] else ","
+
+
 def load_labeled_csv(
     path: str | Path,
     *,
@@ -95,37 +103,62 @@ def load_labeled_csv(
     quoted multi-line prompts make file line numbers misleading.
     """
     exclude = exclude or set()
+    # utf-8-sig: spreadsheets write a byte-order mark that would otherwise glue onto the
+    # first column's name and make "prompt" look missing.
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return _read_labeled(fh, prompt_col, device_col, cloud_col, exclude)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV") from None
+    except csv.Error as exc:
+        raise ValueError(f"not a readable CSV: {exc}") from None
+
+
+def _read_labeled(
+    fh: Any, prompt_col: str, device_col: str, cloud_col: str, exclude: set[str]
+) -> LabeledSet:
     prompts: list[str] = []
     dev: list[bool] = []
     cld: list[bool] = []
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        for col in (prompt_col, device_col, cloud_col):
-            if col not in header:
-                raise ValueError(f"{path}: missing column {col!r} (columns: {header})")
-        for row_no, row in enumerate(reader, start=1):
-            prompt = row[prompt_col]
-            if prompt is None:
-                raise ValueError(f"{path}: data row {row_no}: missing value for {prompt_col!r}")
-            if prompt in exclude:
-                continue
-            for col in (device_col, cloud_col):
-                if row[col] is None:
-                    raise ValueError(f"{path}: data row {row_no}: missing value for {col!r}")
-            prompts.append(prompt)
-            dev.append(_parse_bool(row[device_col], device_col, row_no))
-            cld.append(_parse_bool(row[cloud_col], cloud_col, row_no))
+    reader = csv.DictReader(fh, delimiter=_delimiter(fh.readline()))
+    fh.seek(0)
+    header = reader.fieldnames or []
+    if not header:
+        raise ValueError("empty file: expected a header row naming the columns")
+    for col in (prompt_col, device_col, cloud_col):
+        if col not in header:
+            raise ValueError(f"missing column {col!r} (columns: {header})")
+    for row_no, row in enumerate(reader, start=1):
+        prompt = row[prompt_col]
+        if prompt is None:
+            raise ValueError(f"data row {row_no}: missing value for {prompt_col!r}")
+        if prompt in exclude:
+            continue
+        for col in (device_col, cloud_col):
+            if row[col] is None:
+                raise ValueError(f"data row {row_no}: missing value for {col!r}")
+        prompts.append(prompt)
+        dev.append(_parse_bool(row[device_col], device_col, row_no))
+        cld.append(_parse_bool(row[cloud_col], cloud_col, row_no))
+    if not prompts:
+        raise ValueError("no labeled rows" + (" left after exclusions" if exclude else ""))
     return LabeledSet(prompts, np.array(dev, dtype=bool), np.array(cld, dtype=bool))
 
 
 def read_excluded_prompts(path: str | Path, key: str = "eval_prompt") -> set[str]:
     """Prompts to exclude, from a JSONL file with one object per line holding ``key``."""
     out: set[str] = set()
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                out.add(json.loads(line)[key])
+    with open(path, encoding="utf-8-sig") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"line {line_no}: not JSON ({exc.msg})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get(key), str):
+                raise ValueError(f"line {line_no}: expected an object with a string {key!r}")
+            out.add(obj[key])
     return out
 
 
@@ -472,7 +505,8 @@ class DifficultyRouter:
         """Write a ``.npz`` of plain arrays; no pickles, so loading runs no code."""
         empty = np.zeros((0,))
         # Through a file object: np.savez would append ".npz" to a name like "router.bin".
-        with open(path, "wb") as f:
+        # Atomically, because a running service reloads the artifact its config names.
+        with replaced_atomically(path) as tmp, open(tmp, "wb") as f:
             self._savez(f, empty)
 
     def _savez(self, f: Any, empty: np.ndarray) -> None:
