@@ -144,6 +144,7 @@ class Orchestrator:
         )
         self._has_cloud = any(m.tier is Tier.cloud for m in config.models)
         self._difficulty_router: Any = None
+        self._difficulty_problem: str | None = None  # logged once per distinct failure
         self.ledger: Ledger | None = Ledger(ledger_path()) if ledger else None
 
     @classmethod
@@ -273,26 +274,41 @@ class Orchestrator:
         device = self.device.snapshot()
         offline = os.environ.get("AIOS_OFFLINE", "") not in ("", "0") or device.online is False
         spent = self.ledger.spent_today() if self.ledger and self._has_cloud else 0.0
+        difficulty, difficulty_error = self._difficulty(cls, valid)
         return RouteState(
             offline=offline,
             cloud_spent_today_cny=spent,
-            difficulty=self._difficulty(cls, valid),
+            difficulty=difficulty,
+            difficulty_error=difficulty_error,
             device=device,
         )
 
-    def _difficulty(self, cls: type[Skill], valid: BaseModel) -> float | None:
+    def _difficulty(self, cls: type[Skill], valid: BaseModel) -> tuple[float | None, str | None]:
+        """The learned difficulty score, or why there is none although a router is configured.
+
+        The router only ranks requests, so a broken one (its file replaced by junk after the
+        config was checked, its encoder uninstalled) must not fail them: they are routed as if
+        no router were configured, and the record says why.
+        """
         path = self.config.routing.difficulty_router
         if not path or not cls.text_field or not self._has_cloud:
-            return None
+            return None, None
         text = getattr(valid, cls.text_field, None)
         if not isinstance(text, str):
-            return None
-        with self._lock:
-            if self._difficulty_router is None:
-                from aios.routing.difficulty import DifficultyRouter
+            return None, None
+        try:
+            with self._lock:
+                if self._difficulty_router is None:
+                    from aios.routing.difficulty import DifficultyRouter
 
-                self._difficulty_router = DifficultyRouter.load(self._resolve(path))
-        return float(self._difficulty_router.score(text))
+                    self._difficulty_router = DifficultyRouter.load(self._resolve(path))
+            return float(self._difficulty_router.score(text)), None
+        except Exception as exc:  # noqa: BLE001 - any failure of an optional ranker degrades
+            problem = f"{type(exc).__name__}: {exc}"
+            if problem != self._difficulty_problem:
+                log.warning("routing.difficulty_router_failed", path=path, error=problem)
+                self._difficulty_problem = problem
+            return None, problem
 
     def _resolve(self, path: str) -> Path:
         p = Path(path).expanduser()

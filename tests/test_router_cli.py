@@ -19,6 +19,7 @@ DATA = REPO.parent / "shared" / "data" / "routellm"
 GSM8K = DATA / "gsm8k_responses.csv"
 pytestmark = pytest.mark.skipif(not GSM8K.is_file(), reason=f"{GSM8K} not present")
 
+_SCRIPTED = (("scripted", ScriptedPlugin()),)
 MAP = ["--device-col", "mistralai/Mixtral-8x7B-Instruct-v0.1", "--cloud-col", "gpt-4-1106-preview"]
 
 
@@ -115,18 +116,8 @@ def test_the_policy_uses_the_fitted_router(tmp_path: Path) -> None:
     router = DifficultyRouter.fit(data.prompts, data.device_correct, data.cloud_correct)
     artifact = tmp_path / "router.bin"
     router.save(artifact)
-    weights = tmp_path / "weights.gguf"
-    weights.write_bytes(b"GGUF" + b"\0" * 16)
-    cfg_path = tmp_path / "oem.toml"
-    cfg_path.write_text(
-        SCRIPTED_CONFIG.format(weights=weights)
-        + f'\n[routing]\ndifficulty_router = "{artifact.name}"\ndifficulty_threshold = 0.5\n',
-        encoding="utf-8",
-    )
-    cfg, path = load_config(cfg_path)
-    orch = Orchestrator(
-        cfg, config_path=path, strict=True, extra_plugins=(("scripted", ScriptedPlugin()),)
-    )
+    cfg, path = load_config(_router_config(tmp_path, artifact))
+    orch = Orchestrator(cfg, config_path=path, strict=True, extra_plugins=_SCRIPTED)
     try:
         scores = {p: router.score(p) for p in data.prompts[:200]}
         hard = max(scores, key=scores.__getitem__)
@@ -138,3 +129,49 @@ def test_the_policy_uses_the_fitted_router(tmp_path: Path) -> None:
     assert hard_rec.tier.value == "cloud" and easy_rec.tier.value == "device"
     assert any(d.reason.startswith("difficulty") and ">=" in d.reason for d in hard_rec.reasons)
     assert any(d.reason.startswith("difficulty") and "<" in d.reason for d in easy_rec.reasons)
+
+
+def _router_config(tmp_path: Path, artifact: Path) -> Path:
+    weights = tmp_path / "weights.gguf"
+    weights.write_bytes(b"GGUF" + b"\0" * 16)
+    cfg_path = tmp_path / "oem.toml"
+    cfg_path.write_text(
+        SCRIPTED_CONFIG.format(weights=weights)
+        + f'\n[routing]\ndifficulty_router = "{artifact.name}"\ndifficulty_threshold = 0.5\n',
+        encoding="utf-8",
+    )
+    return cfg_path
+
+
+def test_config_validate_reports_a_junk_router_artifact(tmp_path: Path) -> None:
+    artifact = tmp_path / "router.bin"
+    artifact.write_bytes(b"not a router")
+    proc = run_cli("config", "validate", str(_router_config(tmp_path, artifact)), "--json")
+    assert proc.returncode != 0
+    problems = next(iter(json.loads(proc.stdout)["files"].values()))
+    assert any(
+        p.startswith("routing.difficulty_router:") and "not a router artifact" in p
+        for p in problems
+    ), problems
+
+
+def test_a_router_broken_after_start_degrades_to_prefer_local(tmp_path: Path) -> None:
+    """The router only ranks requests: losing it must not fail them, and the record says so."""
+    from aios.routing.difficulty import DifficultyRouter, load_labeled_csv
+
+    data = load_labeled_csv(GSM8K, device_col=MAP[1], cloud_col=MAP[3])
+    artifact = tmp_path / "router.bin"
+    DifficultyRouter.fit(
+        data.prompts[:200], data.device_correct[:200], data.cloud_correct[:200]
+    ).save(artifact)
+    cfg, path = load_config(_router_config(tmp_path, artifact))
+    orch = Orchestrator(cfg, config_path=path, strict=True, extra_plugins=_SCRIPTED)
+    artifact.write_bytes(b"replaced by junk after the config was checked")
+    try:
+        records = [orch.explain("generate", {"prompt": p}) for p in data.prompts[:3]]
+    finally:
+        orch.close()
+    for rec in records:
+        assert rec.tier.value == "device"
+        tier = [d.reason for d in rec.reasons if d.stage == "tier"]
+        assert tier and "difficulty router unavailable" in tier[0] and "ValueError" in tier[0]

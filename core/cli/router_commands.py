@@ -82,7 +82,10 @@ def dispatch(args: argparse.Namespace) -> int:
     except (ValueError, KeyError, OSError) as exc:
         raise AIOSError(f"{args.router}: not a router artifact ({exc})") from None
     # Loading the encoder session is a one-time start-up cost, not part of any decision.
-    router.score(data.prompts[0])
+    try:
+        router.score(data.prompts[0])
+    except RuntimeError as exc:
+        raise AIOSError(f"{args.router}: cannot score with it: {exc}") from None
     times = []
     scores = []
     for prompt in data.prompts:

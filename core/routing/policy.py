@@ -60,7 +60,8 @@ class RouteState:
 
     offline: bool = False
     cloud_spent_today_cny: float = 0.0
-    difficulty: float | None = None  # None: no difficulty router configured
+    difficulty: float | None = None  # None: no difficulty router configured, or it failed
+    difficulty_error: str | None = None  # why a configured router gave no score
     device: DeviceState | None = None  # None: no device state (nothing steers on it)
 
 
@@ -162,6 +163,8 @@ def _tiers(cfg: OEMConfig, skill: type[Skill], opts: RequestOptions, state: Rout
     route = Route([Tier.device, Tier.cloud], cascade=cfg.routing.cascade)
     if state.difficulty is not None:
         why = f"difficulty {state.difficulty:.2f} < threshold {threshold:.2f}"
+    elif state.difficulty_error:
+        why = f"prefer local (difficulty router unavailable: {state.difficulty_error})"
     else:
         why = "prefer local (no difficulty router configured)"
     route.note("tier", "device", why + ("; cascade to cloud if unsure" if route.cascade else ""))
