@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,3 +33,29 @@ def unreadable(path: str | Path, exc: OSError) -> str:
     if isinstance(exc, IsADirectoryError):
         return f"{path}: is a directory, not a file"
     return f"{path}: cannot read ({exc.strerror or exc})"
+
+
+MAX_TEXT_BYTES = 64 * 1024 * 1024
+
+
+def read_text_file(path: str | Path, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """A user-named text file, whole: UTF-8 (a byte-order mark is dropped), at most ``max_bytes``.
+
+    Only regular files: ``/dev/zero`` would be read until memory runs out and a FIFO would
+    block forever. Raises ``OSError`` when the file cannot be read and ``ValueError`` (with
+    a message meant for the user) when it is not such a file.
+    """
+    path = Path(path)
+    with path.open("rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        if st.st_size > max_bytes:
+            raise ValueError(f"{st.st_size:,} bytes is over the {max_bytes:,}-byte limit")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:  # grew while being read
+        raise ValueError(f"over the {max_bytes:,}-byte limit")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text (byte {exc.start})") from None

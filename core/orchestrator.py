@@ -8,7 +8,6 @@ event ``aios.request`` carrying its execution record.
 from __future__ import annotations
 
 import difflib
-import os
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -28,6 +27,7 @@ from aios.config.schema import CloudEndpoint, ModelSpec, OEMConfig
 from aios.context import SkillContext
 from aios.delivery.manager import ModelDelivery
 from aios.device import DeviceMonitor
+from aios.device.network import forced_offline
 from aios.errors import (
     AIOSError,
     CancelledError,
@@ -114,9 +114,13 @@ class Orchestrator:
         try:
             self.profile = config.profile(profile)
         except KeyError:
-            problems.append(
-                f"device.profile: no profile named '{profile or config.device.profile}'"
-            )
+            names = ", ".join(p.name for p in config.profiles)
+            if profile:  # asked for by the caller (--profile), not named by the file
+                problems.append(f"profile '{profile}' was asked for; the profiles are: {names}")
+            else:
+                problems.append(
+                    f"device.profile: no profile named '{config.device.profile}' ({names})"
+                )
         if problems:
             raise ConfigError(shown, problems)
         self._backends: dict[str, Backend] = {}
@@ -246,6 +250,10 @@ class Orchestrator:
         return spec
 
     # -- requests -------------------------------------------------------------------------
+    def _check_requested_model(self, opts: RequestOptions) -> None:
+        if opts.model is not None and opts.model not in {m.id for m in self.config.models}:
+            raise NoModelAvailableError(f"model '{opts.model}' is not in the model matrix")
+
     def _validate(self, skill: type[Skill], inp: dict[str, Any] | BaseModel) -> BaseModel:
         if isinstance(inp, skill.Input):
             return inp
@@ -272,7 +280,7 @@ class Orchestrator:
     def route_state(self, cls: type[Skill], valid: BaseModel, opts: RequestOptions) -> RouteState:
         """The state snapshot the policy decides on (deterministic given the same snapshot)."""
         device = self.device.snapshot()
-        offline = os.environ.get("AIOS_OFFLINE", "") not in ("", "0") or device.online is False
+        offline = forced_offline() or device.online is False
         spent = self.ledger.spent_today() if self.ledger and self._has_cloud else 0.0
         difficulty, difficulty_error = self._difficulty(cls, valid)
         return RouteState(
@@ -372,8 +380,7 @@ class Orchestrator:
             cls = self.skill_class(name)
             record.kind = cls.kind
             valid = self._validate(cls, inp)
-            if opts.model is not None and opts.model not in {m.id for m in self.config.models}:
-                raise NoModelAvailableError(f"model '{opts.model}' is not in the model matrix")
+            self._check_requested_model(opts)
             skill = self._instance(cls)
             if not cls.capabilities:
                 record.decide("model", "skill needs no model", None)
@@ -530,6 +537,7 @@ class Orchestrator:
         cls = self.skill_class(skill)
         record.kind = cls.kind
         valid = self._validate(cls, inp)
+        self._check_requested_model(opts)
         if not cls.capabilities:
             record.decide("model", "skill needs no model", None)
             return record

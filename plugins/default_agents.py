@@ -19,6 +19,7 @@ from aios.agents.base import AgentOutput, PlanExample, PlannedAgent, Rule
 from aios.agents.runner import PlanRun
 from aios.context import SkillContext
 from aios.hookspecs import hookimpl
+from aios.index.paths import USER_PATTERN
 from aios.types import DataClass, Sensitivity
 
 
@@ -99,7 +100,7 @@ class NotesDigestInput(BaseModel):
         description="e.g. 'find my notes about the Beijing trip from last March and summarise "
         "them', or 找一下我去年夏天关于杭州的笔记并总结",
     )
-    user: str = Field(default="default", max_length=64, description="Whose notes.")
+    user: str = Field(default="default", pattern=USER_PATTERN, description="Whose notes.")
     limit: int = Field(default=5, ge=1, le=20, description="Most notes to summarise.")
     length: Literal["short", "medium", "long"] = Field(default="medium")
 

@@ -19,13 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from aios.context import SkillContext
 from aios.errors import AIOSError, InvalidInputError
 from aios.hookspecs import hookimpl
-from aios.index.paths import index_path
+from aios.index.paths import USER_PATTERN, index_path
 from aios.skill import Skill
 from aios.types import Capability, DataClass, Sensitivity
 
 log = structlog.get_logger("aios.index")
 
-USER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _KINDS = {"docs": "doc", "photos": "photo"}
 
 
@@ -35,7 +34,9 @@ class Strict(BaseModel):
 
 # -- index ------------------------------------------------------------------------------------
 class IndexInput(Strict):
-    path: str = Field(min_length=1, max_length=4096, description="Folder (or file) to index.")
+    path: str = Field(
+        min_length=1, max_length=4096, description="Folder to index, with its subfolders."
+    )
     user: str = Field(
         default="default", pattern=USER_PATTERN, description="User profile whose index to fill."
     )

@@ -196,12 +196,13 @@ def test_extract_markdown_html_pdf(tmp_path: Path) -> None:
     ],
 )
 def test_pathological_markup_is_read_in_linear_time(name: str, unit: str) -> None:
-    # Python 3.11's html.parser needs minutes for 100 KB of "<a "; these must take well
-    # under a second for 300 KB (2 s allowed for a loaded CI machine).
+    # Python 3.11's html.parser needs minutes for 100 KB of "<a "; these take well under a
+    # second for 300 KB. The bound only has to tell seconds from minutes: 10 s, because a 2 s
+    # bound failed once (2.15 s) on a 2-core machine running another test suite beside it.
     data = (unit * (300_000 // len(unit))).encode()
     started = time.perf_counter()
     extract(Path(name), data)
-    assert time.perf_counter() - started < 2.0
+    assert time.perf_counter() - started < 10.0
 
 
 def test_extract_photo_exif_and_safety() -> None:

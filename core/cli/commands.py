@@ -14,7 +14,7 @@ from aios.cli import render
 from aios.cli.device_commands import SAMPLE_DOCUMENT
 from aios.cli.options import request_options
 from aios.errors import AIOSError, ConfigError, InvalidInputError
-from aios.files import unreadable
+from aios.files import read_text_file, unreadable
 
 
 def dispatch(args: argparse.Namespace, extra: list[str]) -> int:
@@ -202,24 +202,31 @@ def models_ls(args: argparse.Namespace) -> int:
 
 
 # -- running skills -----------------------------------------------------------------------
-def _read_text(args: argparse.Namespace) -> str | None:
+def _read_text(args: argparse.Namespace, field: str, payload: dict[str, Any]) -> str | None:
+    """The text input from --file, --text or a pipe; at most one of them, or --input's."""
+    given = [f"--{n}" for n in ("file", "text") if getattr(args, n, None) is not None]
+    if field in payload:
+        given.insert(0, f"--input's {field!r}")
+    if len(given) > 1:
+        raise AIOSError(f"{' and '.join(given)} both give the text: use one")
     if args.file:
         path = Path(args.file)
         try:
-            data = path.read_bytes()
+            return read_text_file(path)
         except OSError as exc:
             raise AIOSError(unreadable(path, exc)) from None
-        try:
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise AIOSError(f"{path} is not UTF-8 text") from None
+        except ValueError as exc:
+            raise AIOSError(f"{path}: {exc}") from None
     if args.text is not None:
         return str(args.text)
-    if not sys.stdin.isatty():
+    # A pipe is the text only when no option gave it: a script's empty or stray standard
+    # input must not replace the text in --input.
+    if not given and not sys.stdin.isatty():
+        raw = getattr(sys.stdin, "buffer", None)  # a text-only stream when embedded in tests
         try:
-            return sys.stdin.read()
-        except UnicodeDecodeError:
-            raise AIOSError("standard input is not UTF-8 text") from None
+            return raw.read().decode("utf-8-sig") if raw else sys.stdin.read()
+        except UnicodeDecodeError as exc:
+            raise AIOSError(f"standard input is not UTF-8 text (byte {exc.start})") from None
     return None
 
 
@@ -254,7 +261,7 @@ def _payload(orch: Any, args: argparse.Namespace, extra: list[str]) -> tuple[Any
             raise InvalidInputError(cls.name, ["--input must be a JSON object"])
     if cls.file_field and args.file:
         payload[cls.file_field] = str(Path(args.file).expanduser())  # the skill reads it
-    text = _read_text(args) if cls.text_field else None
+    text = _read_text(args, cls.text_field, payload) if cls.text_field else None
     if text is not None:
         payload[cls.text_field] = text
     payload.update(_field_options(cls, extra))
@@ -287,6 +294,8 @@ def explain(args: argparse.Namespace, extra: list[str]) -> int:
         os.environ["AIOS_OFFLINE"] = "1"
     orch = _orchestrator(args)
     try:
+        if args.skill == "agent" and "agent" not in orch.skill_names():
+            _agent_name(orch, args, extra)
         cls, payload = _payload(orch, args, extra)
         record = orch.explain(cls.name, payload, request_options(args))
     finally:
@@ -303,15 +312,13 @@ def report_cost(args: argparse.Namespace) -> int:
 
     from aios.cloud import ledger as ledger_mod
 
-    since = time.time() - args.since_hours * 3600 if args.since_hours else None
+    since = time.time() - args.since_hours * 3600 if args.since_hours is not None else None
     if args.log:
         rep = ledger_mod.report_from_log(Path(args.log), since)
         source = args.log
     else:
         path = Path(args.ledger) if args.ledger else ledger_mod.default_path()
-        if not path.is_file():
-            raise AIOSError(f"no request ledger at {path} (run some requests first)")
-        led = ledger_mod.Ledger(path)
+        led = ledger_mod.Ledger(path, create=False)
         try:
             rep = led.report(since)
         finally:
@@ -361,7 +368,7 @@ def _invoke(orch: Any, skill: str, payload: dict[str, Any], args: Any, options: 
             print()
             assert result is not None
             render.record(result.record)
-            return 0
+            return _exit_code(result)
         result = orch.invoke(
             skill, payload, options=options, cancel=cancel, on_event=render.step_event
         )
@@ -375,4 +382,13 @@ def _invoke(orch: Any, skill: str, payload: dict[str, Any], args: Any, options: 
     else:
         render.output(result.output, skill)
         render.record(result.record)
-    return 0
+    return _exit_code(result)
+
+
+EXIT_PARTIAL = 3
+
+
+def _exit_code(result: Any) -> int:
+    """0, or EXIT_PARTIAL when an agent stopped at a failed step: scripts must not take a
+    partial result (printed all the same) for a complete one."""
+    return EXIT_PARTIAL if getattr(result.output, "status", None) == "partial" else 0

@@ -30,7 +30,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
         "malformed files are skipped with their reason.",
     )
     common(q)
-    q.add_argument("path", metavar="PATH", help="folder (or file) to index")
+    q.add_argument("path", metavar="PATH", help="folder to index (with its subfolders)")
     q.add_argument("--user", default="default", metavar="NAME", help=USER_HELP)
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(handler=index_add)

@@ -20,7 +20,7 @@ from aios.cli import (
     residency_commands,
     service_commands,
 )
-from aios.cli.options import add_routing_arguments
+from aios.cli.options import add_routing_arguments, positive_hours
 from aios.errors import AIOSError
 
 EXIT_INTERRUPTED = 130
@@ -67,7 +67,7 @@ def _report_parser(sub: Any) -> None:
     p.add_argument(
         "--log", metavar="FILE", help="read aios.request events from a JSON-lines log instead"
     )
-    p.add_argument("--since-hours", type=float, metavar="H", help="only the last H hours")
+    p.add_argument("--since-hours", type=positive_hours, metavar="H", help="only the last H hours")
     p.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     _log_level(p, argparse.SUPPRESS)
 
@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a skill or agent: aios run SKILL|agent NAME [--file F | --text T | stdin] "
         "[--FIELD VALUE ...]",
         description="Input comes from --file, --text or stdin (into the skill's text field), "
-        "--input JSON, and one --FIELD option per field of the skill's input model.",
+        "--input JSON, and one --FIELD option per field of the skill's input model. Exit "
+        "status: 0 done, 1 error, 2 bad input or config, 3 an agent's partial result.",
     )
     _common(p)
     _request_options(p)
@@ -175,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "run":
+    if extra and args.command not in ("run", "explain"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
     from aios import log
@@ -187,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     as_json = bool(getattr(args, "json", False))
     try:
+        _check_home()
         handler = getattr(args, "handler", None)  # commands that register their own
         return handler(args) if handler else commands.dispatch(args, extra)
     except AIOSError as exc:
@@ -202,6 +204,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         _report(AIOSError(f"{where}{exc.strerror or exc}"), as_json)
         return AIOSError.exit_code
+
+
+def _check_home() -> None:
+    import os
+
+    from aios.sources import aios_home
+
+    home = aios_home()
+    if home.exists() and not home.is_dir():
+        where = "AIOS_HOME" if os.environ.get("AIOS_HOME") else "aios's home folder"
+        raise AIOSError(f"{where} {home} is not a directory")
 
 
 def _report(exc: AIOSError, as_json: bool) -> None:

@@ -50,3 +50,36 @@ def request_options(args: argparse.Namespace) -> Any:
         )
     except ValidationError as exc:
         raise AIOSError("invalid request options: " + "; ".join(validation_problems(exc))) from None
+
+
+# argparse ``type=`` checks: a bad value is a usage error naming the flag, not a traceback later.
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0-65535")
+    return value
+
+
+def file_mode(text: str) -> str:
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an octal file mode (e.g. 0660)"
+        ) from None
+    if not 0 <= value <= 0o777:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file mode (e.g. 0660)")
+    return text
+
+
+def positive_hours(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number of hours")
+    return value

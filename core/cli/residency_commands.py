@@ -58,13 +58,23 @@ def _client(args: argparse.Namespace) -> Any:
         )
     headers = {"Authorization": f"Bearer {token}"}
     if args.url:
-        return httpx.Client(base_url=args.url.rstrip("/"), headers=headers, timeout=600)
+        try:
+            url = httpx.URL(args.url.rstrip("/"))
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise ServiceError(f"--url {args.url!r} is not a URL: {exc}") from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ServiceError(f"--url {args.url!r}: expected http://HOST:PORT")
+        if url.port is not None and not 0 < url.port < 65536:
+            raise ServiceError(f"--url {args.url!r}: port {url.port} is outside 1-65535")
+        return httpx.Client(base_url=url, headers=headers, timeout=600)
     cfg, _ = load_config(args.config)
     sock = Path(args.socket or cfg.service.socket or aios_home() / "aios.sock").expanduser()
     if not sock.exists():
         raise ServiceError(
             f"no aios service listens on {sock}", hint="start it with `aios serve`, or use --url"
         )
+    if not sock.is_socket():
+        raise ServiceError(f"{sock} is not a socket", hint="--socket names the service's socket")
     transport = httpx.HTTPTransport(uds=str(sock))
     return httpx.Client(base_url="http://aios", transport=transport, headers=headers, timeout=600)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from typing import Any
@@ -20,6 +21,11 @@ def _read(path: str, reader: Any) -> Any:
         raise AIOSError(unreadable(path, exc)) from None
     except ValueError as exc:
         raise AIOSError(f"{path}: {exc}") from None
+
+
+def _number(value: float) -> float | None:
+    """NaN (APGR when the tiers tie) as None, so --json stays valid JSON."""
+    return None if math.isnan(value) else value
 
 
 def _write(path: str, writer: Any) -> None:
@@ -77,10 +83,10 @@ def dispatch(args: argparse.Namespace) -> int:
         return 0
     try:
         router = d.DifficultyRouter.load(args.router)
-    except FileNotFoundError:
-        raise AIOSError(f"{args.router}: file not found") from None
-    except (ValueError, KeyError, OSError) as exc:
-        raise AIOSError(f"{args.router}: not a router artifact ({exc})") from None
+    except OSError as exc:
+        raise AIOSError(unreadable(args.router, exc)) from None
+    except ValueError as exc:
+        raise AIOSError(f"{args.router}: {exc}") from None
     # Loading the encoder session is a one-time start-up cost, not part of any decision.
     try:
         router.score(data.prompts[0])
@@ -96,24 +102,26 @@ def dispatch(args: argparse.Namespace) -> int:
 
     result = d.evaluate(np.asarray(scores), data.device_correct, data.cloud_correct)
     rand = d.random_baseline(data.device_correct, data.cloud_correct)
+    keys = ("device_share_at_95", "device_share_at_100", "apgr")
     summary = {
         "rows": len(data),
-        "device_share_at_95": result["device_share_at_95"],
-        "device_share_at_100": result["device_share_at_100"],
-        "apgr": result["apgr"],
-        "random": {k: rand[k] for k in ("device_share_at_95", "device_share_at_100", "apgr")},
+        **{k: _number(result[k]) for k in keys},
+        "random": {k: _number(rand[k]) for k in keys},
         "decision_ms_p99": round(float(np.percentile(times, 99)), 3),
         "curve": result["curve"],
     }
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(summary, allow_nan=False))
         return 0
     print(f"{'device share':>12}  {'accuracy':>8}", file=sys.stdout)
     for point in result["curve"]:
         print(f"{point['device_share']:>12.2f}  {point['accuracy']:>8.3f}")
     print()
     print(f"{'':24}{'router':>8}{'random':>8}")
-    for key in ("device_share_at_95", "device_share_at_100", "apgr"):
-        print(f"{key:24}{summary[key]:>8.3f}{summary['random'][key]:>8.3f}")
+    for key in keys:
+        cells = (summary[key], summary["random"][key])
+        print(f"{key:24}" + "".join(f"{'n/a' if c is None else f'{c:.3f}':>8}" for c in cells))
+    if summary["apgr"] is None:
+        print("apgr n/a: both tiers are equally accurate on these rows, so there is no gap")
     print(f"decision p99 {summary['decision_ms_p99']:.3f} ms over {len(data)} prompts")
     return 0

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from aios.cli.options import file_mode, port_number
+
 
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser(
@@ -21,9 +23,13 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     )
     common(p)
     p.add_argument("--host", metavar="ADDR", help="TCP address (default: [service] host)")
-    p.add_argument("--port", type=int, metavar="N", help="TCP port, 0 = any free (default 8765)")
+    p.add_argument(
+        "--port", type=port_number, metavar="N", help="TCP port, 0 = any free (default 8765)"
+    )
     p.add_argument("--socket", metavar="PATH", help="Unix socket (default $AIOS_HOME/aios.sock)")
-    p.add_argument("--socket-mode", metavar="MODE", help="socket file mode (default 0660)")
+    p.add_argument(
+        "--socket-mode", type=file_mode, metavar="MODE", help="socket file mode (default 0660)"
+    )
     p.set_defaults(handler=serve)
 
     p = sub.add_parser("apps", help="apps allowed to call the service")
@@ -71,14 +77,33 @@ def serve(args: argparse.Namespace) -> int:
     )
 
 
-def _apps_file(args: argparse.Namespace) -> tuple[Path, list[Any]]:
+def _apps_file(args: argparse.Namespace) -> tuple[Path, Any]:
     from aios.config.loader import load_config
     from aios.service.auth import apps_file_path
 
     config, path = load_config(args.config)
     target = Path(args.apps_file).expanduser() if args.apps_file else None
     target = target or apps_file_path(config, path.parent)
-    return target, list(config.apps)
+    return target, config
+
+
+def _unknown_skills(config: Any, wanted: list[str]) -> list[str]:
+    """Problems for skills an app is granted that no plugin of this config registers."""
+    import difflib
+
+    from aios.plugin_manager import build_plugin_manager
+
+    plugins = build_plugin_manager(
+        allow=config.plugins.allow, block=config.plugins.block, autoload=config.plugins.autoload
+    )
+    known = sorted(plugins.skills)
+    problems = []
+    for name in wanted:
+        if name != "*" and name not in plugins.skills:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"skills: {', '.join(known)}"
+            problems.append(f"skills: no plugin registers skill '{name}' ({hint})")
+    return problems
 
 
 def apps_add(args: argparse.Namespace) -> int:
@@ -89,9 +114,12 @@ def apps_add(args: argparse.Namespace) -> int:
     from aios.errors import ConfigError
     from aios.service.auth import append_app, hash_token, new_token
 
-    target, configured = _apps_file(args)
-    if any(a.id == args.name for a in configured):
+    target, config = _apps_file(args)
+    if any(a.id == args.name for a in config.apps):
         raise ConfigError("config", [f"apps: '{args.name}' is already in the config's [[apps]]"])
+    unknown = _unknown_skills(config, args.skills)
+    if unknown:
+        raise ConfigError(f"app '{args.name}'", unknown)
     token = new_token()
     try:
         app = AppSpec(
@@ -117,12 +145,14 @@ def apps_add(args: argparse.Namespace) -> int:
 def apps_ls(args: argparse.Namespace) -> int:
     from aios.service.auth import read_apps_file
 
-    target, configured = _apps_file(args)
-    rows = [(a, "config") for a in configured] + [(a, str(target)) for a in read_apps_file(target)]
+    target, config = _apps_file(args)
+    rows = [(a, "config") for a in config.apps] + [(a, str(target)) for a in read_apps_file(target)]
     if args.json:
         data = [{**a.model_dump(mode="json", exclude={"token_sha256"}), "from": w} for a, w in rows]
         print(json.dumps({"apps": data}, ensure_ascii=False, indent=2))
         return 0
+    if not rows:
+        print(f"no apps registered (apps file: {target}); add one with `aios apps add`")
     for a, where in rows:
         print(
             f"{a.id:<24} skills={','.join(a.skills)} data={','.join(a.data_classes)} "

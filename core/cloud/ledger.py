@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from aios.files import read_text_file, unreadable
 from aios.record import ExecutionRecord
 
 SCHEMA = """
@@ -62,15 +63,55 @@ class CostReport:
         return self.all_cloud_cny - self.spent_cny
 
 
+def _ledger_problem(path: Path, *, create: bool) -> str | None:
+    """Why ``path`` cannot be (or become) a ledger, from ``stat`` alone.
+
+    Never by opening the file: closing any descriptor of a database file drops the POSIX locks
+    that this process's other SQLite connections hold on it (SQLite's documented pitfall),
+    which surfaced as "disk I/O error" in a second orchestrator of the same process.
+    """
+    if not path.exists():
+        return None if create else "no request ledger there (run some requests first)"
+    if not path.is_file():
+        return "not a request ledger (not a regular file)"
+    if not create and path.stat().st_size == 0:
+        return "not a request ledger (an empty file)"
+    return None
+
+
 class Ledger:
-    def __init__(self, path: Path) -> None:
+    """``create=False`` opens an existing ledger for reports and never writes a schema into it."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        from aios.errors import AIOSError
+
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        problem = _ledger_problem(path, create=create)
+        if problem:
+            raise AIOSError(f"{path}: {problem}")
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        try:
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            raise AIOSError(f"{path}: cannot open the request ledger ({exc})") from None
+        try:
+            if create:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(SCHEMA)
+                return
+            found = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='requests'"
+            ).fetchone()
+            problem = None if found else "not a request ledger (no requests table)"
+        except sqlite3.DatabaseError as exc:
+            not_db = "not a database" in str(exc)
+            problem = "not a request ledger (not an SQLite database)" if not_db else str(exc)
+        if problem:
+            self._db.close()
+            raise AIOSError(f"{path}: {problem}")
 
     @staticmethod
     def _day(ts: float) -> str:
@@ -131,9 +172,11 @@ def report_from_log(path: Path, since: float | None = None) -> CostReport:
     n = dev = cloud = 0
     spent = all_cloud = 0.0
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_text_file(path).splitlines()
     except OSError as exc:
-        raise AIOSError(f"cannot read log {path}: {exc.strerror or exc}") from None
+        raise AIOSError(unreadable(path, exc)) from None
+    except ValueError as exc:
+        raise AIOSError(f"{path}: {exc}") from None
     for line in lines:
         try:
             event = json.loads(line)

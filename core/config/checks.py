@@ -131,8 +131,10 @@ def _router_problem(path: Path) -> str | None:
 
     try:
         router = DifficultyRouter.load(path)
-    except (ValueError, KeyError, OSError) as exc:
-        return f"not a router artifact ({exc})"
+    except OSError as exc:
+        return f"cannot read ({exc.strerror or exc})"
+    except ValueError as exc:
+        return str(exc)
     if router.uses_embeddings:
         return UseEncoder.missing()
     return None

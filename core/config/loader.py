@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from aios.config.schema import OEMConfig
 from aios.errors import ConfigError
+from aios.files import read_text_file
 
 DEFAULT_CONFIG_NAME = "reference.toml"
 
@@ -62,19 +63,21 @@ def parse_config(data: dict[str, Any], source: str) -> OEMConfig:
         raise ConfigError(source, validation_problems(exc)) from None
 
 
+# A model matrix with hundreds of entries is tens of kilobytes; beyond this it is not a config.
+_MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
-        raw = path.read_bytes()
+        text = read_text_file(path, max_bytes=_MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise ConfigError(str(path), ["file not found"]) from None
     except IsADirectoryError:
         raise ConfigError(str(path), ["is a directory, not a config file"]) from None
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read file: {exc.strerror or exc}"]) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(str(path), [f"not UTF-8 text (byte {exc.start})"]) from None
+    except ValueError as exc:
+        raise ConfigError(str(path), [str(exc)]) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from aios.backend import Availability
 from aios.config.schema import ModelSpec
+from aios.device.network import forced_offline
 from aios.record import ExecutionRecord
 from aios.routing.policy import RequestOptions, decide
 from aios.selection import candidate_models, first_backend
@@ -29,16 +30,10 @@ AVAILABLE, DOWNLOADABLE, DOWNLOADING, UNAVAILABLE = (
 
 def feature_status(orch: Orchestrator) -> dict[str, Any]:
     """``{"models": {id: status}, "skills": {name: status}}`` for this device, right now."""
-    offline = orch.device.snapshot().online is False or _forced_offline()
+    offline = orch.device.snapshot().online is False or forced_offline()
     models = {m.id: model_status(orch, m, offline) for m in orch.config.models}
     skills = {name: skill_status(orch, name, models) for name in orch.skill_names()}
     return {"profile": orch.profile.name, "models": models, "skills": skills}
-
-
-def _forced_offline() -> bool:
-    import os
-
-    return os.environ.get("AIOS_OFFLINE", "") not in ("", "0")
 
 
 def _probe(orch: Orchestrator) -> Any:

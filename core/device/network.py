@@ -27,7 +27,8 @@ OFFLINE_ENV = "AIOS_OFFLINE"
 
 
 def forced_offline() -> bool:
-    return os.environ.get(OFFLINE_ENV, "") not in ("", "0")
+    """``AIOS_OFFLINE`` set to anything but an explicit no: an unclear value keeps data home."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def cloud_hosts(cfg: OEMConfig) -> list[tuple[str, int]]:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aios.config.loader import validation_problems
 from aios.errors import AIOSError
-from aios.files import unreadable
+from aios.files import read_text_file, unreadable
 
 
 class TraceError(AIOSError):
@@ -92,11 +92,11 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
     """Parse and check a trace file; every problem is a ``TraceError`` naming file and line."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise TraceError(f"{p}: not UTF-8 text") from None
+        text = read_text_file(p)
     except OSError as exc:
         raise TraceError(unreadable(p, exc)) from None
+    except ValueError as exc:
+        raise TraceError(f"{p}: {exc}") from None
     times: list[float] = []
     states: list[dict[str, Any]] = []
     held: dict[str, Any] = {}

@@ -199,7 +199,7 @@ class Indexer:
         started = time.perf_counter()
         root = Path(root).expanduser().resolve()
         if not root.is_dir():
-            raise IndexStoreError(f"{root}: not a folder")
+            raise IndexStoreError(f"{root}: not a folder (index the folder that holds it)")
         report = IndexReport(root=str(root))
         run = _Run(self, root, report)
         try:

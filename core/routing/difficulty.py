@@ -16,6 +16,7 @@ import csv
 import json
 import math
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,9 @@ def load_labeled_csv(
     exclude = exclude or set()
     # utf-8-sig: spreadsheets write a byte-order mark that would otherwise glue onto the
     # first column's name and make "prompt" look missing.
+    special = Path(path)
+    if special.exists() and not (special.is_file() or special.is_dir()):
+        raise ValueError("not a regular file")  # a FIFO would block the read forever
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             return _read_labeled(fh, prompt_col, device_col, cloud_col, exclude)
@@ -120,7 +124,9 @@ def _read_labeled(
     prompts: list[str] = []
     dev: list[bool] = []
     cld: list[bool] = []
-    reader = csv.DictReader(fh, delimiter=_delimiter(fh.readline()))
+    # Bounded: a header is short, and a file with no newline (or /dev/zero) must not be read
+    # whole just to find the separator.
+    reader = csv.DictReader(fh, delimiter=_delimiter(fh.readline(65536)))
     fh.seek(0)
     header = reader.fieldnames or []
     if not header:
@@ -537,11 +543,25 @@ class DifficultyRouter:
 
     @classmethod
     def load(cls, path: str | Path, *, embedder: Embedder | None = None) -> DifficultyRouter:
+        """Raise ``OSError`` when the file cannot be read, ``ValueError`` when it is no artifact."""
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        # An artifact is an .npz (a zip); anything else would reach numpy's pickle path, whose
+        # error talks about allow_pickle instead of saying what the file is not.
+        if magic != b"PK\x03\x04":
+            raise ValueError("not a router artifact (write one with `aios router fit`)")
+        try:
+            return cls._from_npz(path, embedder)
+        except (KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+            raise ValueError(f"not a router artifact ({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def _from_npz(cls, path: str | Path, embedder: Embedder | None) -> DifficultyRouter:
         with np.load(path, allow_pickle=False) as z:
             metadata = json.loads(str(z["metadata"]))
             version = metadata.get("format_version")
             if version != FORMAT_VERSION:
-                raise ValueError(f"{path}: unsupported router format version {version!r}")
+                raise ValueError(f"unsupported router format version {version!r}")
             comps = z["embed_components"]
             return cls(
                 feature_mean=z["feature_mean"],
