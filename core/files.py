@@ -1,4 +1,4 @@
-"""Writing files so that readers only ever see the old content or the complete new content."""
+"""Files at the edge: reading the ones users name, and replacing ours so readers never see half."""
 
 from __future__ import annotations
 
@@ -46,6 +46,9 @@ def read_text_file(path: str | Path, max_bytes: int = MAX_TEXT_BYTES) -> str:
     a message meant for the user) when it is not such a file.
     """
     path = Path(path)
+    # stat before open: opening a FIFO for reading blocks until some writer opens it.
+    if not stat.S_ISREG(path.stat().st_mode) and not path.is_dir():
+        raise ValueError("not a regular file")
     with path.open("rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):

@@ -91,6 +91,14 @@ def test_bad_input_is_one_clear_line(
     assert Path(files["empty"]).read_bytes() == b""
 
 
+def test_a_fifo_is_refused_without_waiting_for_a_writer(files: dict[str, str]) -> None:
+    fifo = Path(files["tmp"]) / "pipe"
+    os.mkfifo(fifo)
+    for args in (["explain", "summarize", "--file", str(fifo)], ["config", "validate", str(fifo)]):
+        proc = run_cli(*args, env={"AIOS_HOME": files["home"]}, timeout=60)
+        assert proc.returncode != 0 and "pipe: not a regular file" in proc.stderr, proc.stderr
+
+
 def test_non_utf8_stdin_is_named(files: dict[str, str]) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "aios.cli.main", "explain", "summarize"],
