@@ -28,7 +28,7 @@ from aios.backend import (
     Token,
 )
 from aios.config.schema import ModelFormat, ModelSpec
-from aios.errors import GenerationError, ModelError
+from aios.errors import ContextLengthError, GenerationError, ModelError
 from aios.hookspecs import hookimpl
 from aios.structured import SUPPORTED, SchemaCache, to_gbnf
 
@@ -127,7 +127,7 @@ class LlamaCppModel(TextGenerator):
                 assert request.prompt is not None
                 prompt_tokens = len(llm.tokenize(request.prompt.encode("utf-8")))
                 if prompt_tokens + 1 > llm.n_ctx():
-                    raise GenerationError(
+                    raise ContextLengthError(
                         f"prompt of {prompt_tokens} tokens does not fit the context window "
                         f"of {llm.n_ctx()} tokens of model '{self.spec.id}'"
                     )
@@ -151,7 +151,8 @@ class LlamaCppModel(TextGenerator):
         except GenerationError:
             raise
         except ValueError as exc:  # llama-cpp-python reports context overflows this way
-            raise GenerationError(f"model '{self.spec.id}': {exc}") from exc
+            kind = ContextLengthError if "context window" in str(exc) else GenerationError
+            raise kind(f"model '{self.spec.id}': {exc}") from exc
         yield Done(
             tokens_in=prompt_tokens,
             tokens_out=self._tokens_out(request, prompt_tokens, finish, chunks_seen),

@@ -82,6 +82,12 @@ class GenerationError(AIOSError):
     code = "generation_error"
 
 
+class ContextLengthError(GenerationError):
+    """The prompt does not fit the model's context window: the caller must send less."""
+
+    code = "context_length_exceeded"
+
+
 class CancelledError(AIOSError):
     """The caller cancelled the request."""
 
@@ -122,6 +128,12 @@ class PolicyError(AIOSError):
     """Routing policy forbids every way to serve the request (e.g. private data, cloud only)."""
 
     code = "policy_refused"
+
+
+class PermissionRefusedError(AIOSError):
+    """The calling app may not do this (e.g. index a folder outside the OEM's allowed roots)."""
+
+    code = "permission_denied"
 
 
 class IndexStoreError(AIOSError):

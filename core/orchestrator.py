@@ -263,12 +263,16 @@ class Orchestrator:
                 skill.name, [f"expected a JSON object, got {type(data).__name__}"]
             )
         try:
-            return skill.Input.model_validate(data)
+            valid = skill.Input.model_validate(data)
         except ValidationError as exc:
             problems = [
                 f"{format_loc(tuple(e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
             ]
             raise InvalidInputError(skill.name, problems) from None
+        problem = _lone_surrogate(data, ())
+        if problem:
+            raise InvalidInputError(skill.name, [problem])
+        return valid
 
     def _instance(self, cls: type[Skill]) -> Skill:
         with self._lock:
@@ -563,3 +567,26 @@ class Orchestrator:
         if self.ledger is not None:
             self.ledger.close()
             self.ledger = None
+
+
+def _lone_surrogate(value: Any, loc: tuple[Any, ...]) -> str | None:
+    """Where a string holds half a UTF-16 pair (JSON's ``"\\ud800"``): no model, tokenizer or
+    file can take it, so it is the caller's mistake, named here rather than failing later."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            where = format_loc(loc) or "input"
+            return f"{where}: lone surrogate at character {exc.start}; send valid Unicode text"
+        return None
+    items: Any = ()
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    for key, item in items:
+        found = _lone_surrogate(key, loc) if isinstance(key, str) else None
+        found = found or _lone_surrogate(item, (*loc, key))
+        if found:
+            return found
+    return None

@@ -17,7 +17,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from aios.context import SkillContext
-from aios.errors import AIOSError, InvalidInputError
+from aios.errors import AIOSError, InvalidInputError, PermissionRefusedError
 from aios.hookspecs import hookimpl
 from aios.index.paths import USER_PATTERN, index_path
 from aios.skill import Skill
@@ -117,16 +117,42 @@ class Index(Skill):
     data_classes = frozenset({DataClass.documents, DataClass.photos, DataClass.location})
     text_field = "path"
 
+    def _root(self, path: str, ctx: SkillContext) -> Path:
+        """The folder to index; for an app, only inside the OEM's ``index.app_roots``.
+
+        The device's own user (the CLI) may index any folder they can read. An app calling the
+        service may not: it would read files of the service's user that it cannot read itself.
+        Symlinks are resolved first, so a link inside a root cannot lead out of it.
+        """
+        root = Path(path).expanduser()
+        if ctx.options.app is not None:
+            if not root.is_absolute():
+                raise InvalidInputError(self.name, [f"path: {path!r} must be an absolute path"])
+            allowed = [ctx.base_dir / Path(r).expanduser() for r in ctx.config.index.app_roots]
+            real = root.resolve()
+            if not any(real.is_relative_to(r.resolve()) for r in allowed):
+                raise PermissionRefusedError(
+                    f"app '{ctx.options.app}' may not index {root}: it is outside the folders "
+                    "apps may index",
+                    hint="the OEM config's [index] app_roots lists them"
+                    + ("" if allowed else " (none are listed)"),
+                )
+        if not root.exists():
+            raise InvalidInputError(self.name, [f"path: no such file or folder: {root}"])
+        if not root.is_dir():
+            raise InvalidInputError(
+                self.name, [f"path: {root} is a file; index the folder that holds it"]
+            )
+        return root
+
     def run(self, inp: Any, ctx: SkillContext) -> IndexOutput:
         from aios.index.extract import Limits
         from aios.index.indexer import Indexer
         from aios.index.places import reverse_geocode
         from aios.index.store import IndexStore
 
-        root = Path(inp.path).expanduser()
-        if not root.exists():
-            raise InvalidInputError(self.name, [f"path: no such file or folder: {root}"])
         settings = ctx.config.index
+        root = self._root(inp.path, ctx)
         spec = ctx.tensor_model(Capability.embedding)
         tagger = _LazyTagger(ctx, settings.photo_tags, settings.min_tag_score)
         limits = Limits(

@@ -165,6 +165,26 @@ def test_bad_requests_get_json_errors_and_service_keeps_serving(
     assert httpx.get(f"{svc.url}/health").json()["status"] == "ok"
 
 
+def test_client_mistakes_are_4xx_not_500(svc: Service, full: httpx.Client) -> None:
+    """Found by a probe of the running service: each of these used to answer 500."""
+    # A lone surrogate passes JSON parsing; echoed in an error it broke the JSON renderer.
+    surrogate = b'{"model": "\\ud800", "messages": [{"role": "user", "content": "hi"}]}'
+    r = full.post(
+        "/v1/chat/completions", content=surrogate, headers={"content-type": "application/json"}
+    )
+    assert r.status_code in (400, 404, 422) and "\\ud800" in r.text, r.text
+    body = b'{"input": {"texts": ["fine", "\\ud800"]}}'
+    r = full.post("/v1/skills/embed", content=body, headers={"content-type": "application/json"})
+    err = _error(r, 422, "invalid_input")
+    assert "texts[1]: lone surrogate at character 0" in err["problems"][0]
+    # A prompt over the context window is the caller's to shorten.
+    long_prompt = "hello " * 5_000  # 5,000 tokens against a 2,048-token window
+    r = full.post("/v1/skills/generate", json={"input": {"prompt": long_prompt, "max_tokens": 1}})
+    err = _error(r, 400, "context_length_exceeded")
+    assert "does not fit the context window" in err["message"]
+    assert httpx.get(f"{svc.url}/health").json()["status"] == "ok"
+
+
 # -- skills -------------------------------------------------------------------------------
 def test_skills_list_has_contracts(full: httpx.Client) -> None:
     skills = {s["name"]: s for s in full.get("/v1/skills").json()["skills"]}

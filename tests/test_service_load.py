@@ -56,6 +56,7 @@ max_concurrent = 256
 
 [index]
 dir = "{tmp / "index"}"
+app_roots = ["{tmp / "docs"}"]
 """
 
 
@@ -239,6 +240,33 @@ def _client(svc: Service, i: int) -> httpx.Client:
         transport = httpx.HTTPTransport(uds=str(svc.socket))
         return httpx.Client(base_url="http://aios", headers=AUTH, timeout=120, transport=transport)
     return httpx.Client(base_url=svc.url, headers=AUTH, timeout=120)
+
+
+def test_apps_index_only_inside_the_oem_roots(svc: Service, tmp_path: Path) -> None:
+    """An app may not make the service (its files, its permissions) index what it names."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("the service user's private note", encoding="utf-8")
+    docs = svc.config.parent / "docs"
+    link = docs / "escape"
+    link.symlink_to(outside)
+    try:
+        with httpx.Client(base_url=svc.url, headers=AUTH, timeout=60) as c:
+            cases = [
+                (str(outside), 403, "outside the folders apps may index"),
+                (str(link), 403, "outside the folders apps may index"),  # a link out of a root
+                ("../../..", 422, "must be an absolute path"),
+                (str(docs / "bread.txt"), 422, "is a file; index the folder that holds it"),
+            ]
+            for path, status, message in cases:
+                r = c.post("/v1/skills/index", json={"input": {"path": path, "user": "load"}})
+                assert r.status_code == status and message in r.text, (path, r.text)
+            found = c.post(
+                "/v1/skills/search", json={"input": {"query": "private note", "user": "load"}}
+            )
+            assert found.status_code == 200 and "secret.txt" not in found.text
+    finally:
+        link.unlink()
 
 
 def test_concurrent_mixed_clients_get_exactly_their_own_responses(svc: Service) -> None:

@@ -798,6 +798,13 @@ class IndexSettings(Strict):
     min_tag_score: float = Field(
         default=0.05, ge=0, le=1, description="Labels scoring below this are not kept."
     )
+    app_roots: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Folders (with their subfolders) that apps may index through the service; "
+        "relative ones are relative to this file. Empty: only the device itself (`aios index "
+        "add`) indexes, and apps' index requests are refused.",
+    )
 
 
 class HtpPerformanceMode(StrEnum):

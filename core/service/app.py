@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +35,7 @@ from aios.service.errors import (
     BadRequestError,
     PayloadTooLargeError,
     RequestTimeoutError,
+    SafeJSONResponse,
     body_of,
     headers_of,
     internal_error,
@@ -64,8 +65,8 @@ class Service:
     metrics: Metrics
 
 
-def error_response(exc: AIOSError) -> JSONResponse:
-    return JSONResponse(body_of(exc), status_code=status_of(exc), headers=headers_of(exc))
+def error_response(exc: AIOSError) -> SafeJSONResponse:
+    return SafeJSONResponse(body_of(exc), status_code=status_of(exc), headers=headers_of(exc))
 
 
 class ServiceMiddleware:
@@ -183,12 +184,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AIOSError)
-    async def aios_error(request: Request, exc: AIOSError) -> JSONResponse:
+    async def aios_error(request: Request, exc: AIOSError) -> SafeJSONResponse:
         request.state.aios_error = exc.code
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> SafeJSONResponse:
         errors = list(exc.errors())
         request.state.aios_error = "invalid_request"
         if any(e.get("type") == "json_invalid" for e in errors):
@@ -208,10 +209,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         if "json" not in request.headers.get("content-type", ""):
             err["hint"] = "send the body as JSON with 'Content-Type: application/json'"
         body = {"error": err}
-        return JSONResponse(body, status_code=422)
+        return SafeJSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> SafeJSONResponse:
         body_error = getattr(request.state, "aios_body_error", None)
         if body_error is not None:  # FastAPI turned our refusal to read the body into a 400
             request.state.aios_error = body_error.code
@@ -221,14 +222,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         body = {
             "error": {"code": codes.get(exc.status_code, "http_error"), "message": str(exc.detail)}
         }
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return SafeJSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> SafeJSONResponse:
         rid, body = internal_error()
         request.state.aios_error = f"internal_error {rid}"
         log.error("service.internal_error", error_id=rid, path=request.url.path, exc_info=exc)
-        return JSONResponse(body, status_code=500)
+        return SafeJSONResponse(body, status_code=500)
 
 
 def create_app(
@@ -257,6 +258,7 @@ def create_app(
             "memory, permissions and quotas. Every error is `{error: {code, message, hint?}}`."
         ),
         lifespan=lifespan,
+        default_response_class=SafeJSONResponse,
     )
     app.state.aios = service
     app.add_middleware(ServiceMiddleware, service=service)

@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
+
+from fastapi.responses import JSONResponse
 
 from aios.errors import AIOSError
 
@@ -17,12 +20,15 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_input": 422,
     "unknown_skill": 404,
     "no_model_available": 503,
+    "model_error": 503,  # the device lacks a usable model file: not the client's fault, nor a bug
+    "context_length_exceeded": 400,
     "backend_unavailable": 503,
     "cancelled": 499,  # the client went away (nginx's "client closed request")
     "queue_full": 503,
     "queue_timeout": 503,
     "memory_budget": 507,
     "policy_refused": 422,
+    "permission_denied": 403,
     "plan_invalid": 422,
     "cloud_unavailable": 502,
     "cloud_bad_response": 502,
@@ -89,6 +95,18 @@ class RateLimitedError(ServiceError):
 class ShuttingDownError(ServiceError):
     code = "shutting_down"
     status = 503
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that always renders: a lone surrogate (``"\\ud800"`` in a request, echoed back in an
+    error message) cannot be encoded as UTF-8, and Starlette's renderer raised on it, turning
+    a client's mistake into a 500. Such text is sent \\u-escaped instead."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 def status_of(exc: AIOSError) -> int:
