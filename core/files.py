@@ -26,13 +26,18 @@ def replaced_atomically(target: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def unreadable(path: str | Path, exc: OSError) -> str:
-    """One clear line for why ``path`` could not be read, to put in the caller's own error."""
+class UnreadableFileError(ValueError):
+    """A file the user named that cannot be used; the message says why, without the path,
+    so each caller puts the path (and its own error type) in front."""
+
+
+def why_unreadable(exc: OSError) -> str:
+    """One clear phrase for an ``OSError`` met while reading a user's file."""
     if isinstance(exc, FileNotFoundError):
-        return f"{path}: file not found"
+        return "file not found"
     if isinstance(exc, IsADirectoryError):
-        return f"{path}: is a directory, not a file"
-    return f"{path}: cannot read ({exc.strerror or exc})"
+        return "is a directory, not a file"
+    return f"cannot read ({exc.strerror or exc})"
 
 
 MAX_TEXT_BYTES = 64 * 1024 * 1024
@@ -42,23 +47,27 @@ def read_text_file(path: str | Path, max_bytes: int = MAX_TEXT_BYTES) -> str:
     """A user-named text file, whole: UTF-8 (a byte-order mark is dropped), at most ``max_bytes``.
 
     Only regular files: ``/dev/zero`` would be read until memory runs out and a FIFO would
-    block forever. Raises ``OSError`` when the file cannot be read and ``ValueError`` (with
-    a message meant for the user) when it is not such a file.
+    block forever. Every problem, an ``OSError`` included, is an ``UnreadableFileError``.
     """
-    path = Path(path)
-    # stat before open: opening a FIFO for reading blocks until some writer opens it.
-    if not stat.S_ISREG(path.stat().st_mode) and not path.is_dir():
-        raise ValueError("not a regular file")
-    with path.open("rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("not a regular file")
-        if st.st_size > max_bytes:
-            raise ValueError(f"{st.st_size:,} bytes is over the {max_bytes:,}-byte limit")
-        data = f.read(max_bytes + 1)
-    if len(data) > max_bytes:  # grew while being read
-        raise ValueError(f"over the {max_bytes:,}-byte limit")
+    try:
+        data = _read_regular(Path(path), max_bytes)
+    except OSError as exc:
+        raise UnreadableFileError(why_unreadable(exc)) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 text (byte {exc.start})") from None
+        raise UnreadableFileError(f"not UTF-8 text (byte {exc.start})") from None
+
+
+def _read_regular(path: Path, max_bytes: int) -> bytes:
+    # stat before open: opening a FIFO for reading blocks until some writer opens it.
+    if not stat.S_ISREG(path.stat().st_mode) and not path.is_dir():
+        raise UnreadableFileError("not a regular file")
+    with path.open("rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > max_bytes:
+            raise UnreadableFileError(f"{size:,} bytes is over the {max_bytes:,}-byte limit")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:  # grew while being read
+        raise UnreadableFileError(f"over the {max_bytes:,}-byte limit")
+    return data

@@ -14,7 +14,7 @@ from aios.cli import render
 from aios.cli.device_commands import SAMPLE_DOCUMENT
 from aios.cli.options import request_options
 from aios.errors import AIOSError, ConfigError, InvalidInputError
-from aios.files import read_text_file, unreadable
+from aios.files import read_text_file
 
 
 def dispatch(args: argparse.Namespace, extra: list[str]) -> int:
@@ -213,8 +213,6 @@ def _read_text(args: argparse.Namespace, field: str, payload: dict[str, Any]) ->
         path = Path(args.file)
         try:
             return read_text_file(path)
-        except OSError as exc:
-            raise AIOSError(unreadable(path, exc)) from None
         except ValueError as exc:
             raise AIOSError(f"{path}: {exc}") from None
     if args.text is not None:

@@ -10,15 +10,13 @@ import time
 from typing import Any
 
 from aios.errors import AIOSError
-from aios.files import unreadable
+from aios.files import why_unreadable
 
 
 def _read(path: str, reader: Any) -> Any:
     """``reader(path)`` with every input problem turned into an error that names the file."""
     try:
         return reader(path)
-    except OSError as exc:
-        raise AIOSError(unreadable(path, exc)) from None
     except ValueError as exc:
         raise AIOSError(f"{path}: {exc}") from None
 
@@ -84,7 +82,7 @@ def dispatch(args: argparse.Namespace) -> int:
     try:
         router = d.DifficultyRouter.load(args.router)
     except OSError as exc:
-        raise AIOSError(unreadable(args.router, exc)) from None
+        raise AIOSError(f"{args.router}: {why_unreadable(exc)}") from None
     except ValueError as exc:
         raise AIOSError(f"{args.router}: {exc}") from None
     # Loading the encoder session is a one-time start-up cost, not part of any decision.

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from aios.files import read_text_file, unreadable
+from aios.files import read_text_file
 from aios.record import ExecutionRecord
 
 SCHEMA = """
@@ -173,8 +173,6 @@ def report_from_log(path: Path, since: float | None = None) -> CostReport:
     spent = all_cloud = 0.0
     try:
         lines = read_text_file(path).splitlines()
-    except OSError as exc:
-        raise AIOSError(unreadable(path, exc)) from None
     except ValueError as exc:
         raise AIOSError(f"{path}: {exc}") from None
     for line in lines:

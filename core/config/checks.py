@@ -127,12 +127,13 @@ def check_config(
 
 def _router_problem(path: Path) -> str | None:
     """Why the artifact cannot rank requests; numpy only, so checking a config stays cheap."""
+    from aios.files import why_unreadable
     from aios.routing.difficulty import DifficultyRouter, UseEncoder
 
     try:
         router = DifficultyRouter.load(path)
     except OSError as exc:
-        return f"cannot read ({exc.strerror or exc})"
+        return why_unreadable(exc)
     except ValueError as exc:
         return str(exc)
     if router.uses_embeddings:

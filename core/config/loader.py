@@ -70,12 +70,6 @@ _MAX_CONFIG_BYTES = 4 * 1024 * 1024
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         text = read_text_file(path, max_bytes=_MAX_CONFIG_BYTES)
-    except FileNotFoundError:
-        raise ConfigError(str(path), ["file not found"]) from None
-    except IsADirectoryError:
-        raise ConfigError(str(path), ["is a directory, not a config file"]) from None
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read file: {exc.strerror or exc}"]) from None
     except ValueError as exc:
         raise ConfigError(str(path), [str(exc)]) from None
     try:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aios.config.loader import validation_problems
 from aios.errors import AIOSError
-from aios.files import read_text_file, unreadable
+from aios.files import read_text_file
 
 
 class TraceError(AIOSError):
@@ -93,8 +93,6 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
     p = Path(path)
     try:
         text = read_text_file(p)
-    except OSError as exc:
-        raise TraceError(unreadable(p, exc)) from None
     except ValueError as exc:
         raise TraceError(f"{p}: {exc}") from None
     times: list[float] = []

@@ -13,6 +13,7 @@ a ``.npz`` of plain arrays and a JSON metadata string, loaded with ``allow_pickl
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
@@ -24,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from aios.files import replaced_atomically
+from aios.files import read_text_file, replaced_atomically
 from aios.routing.features import FEATURE_NAMES, extract, extract_many
 
 __all__ = [
@@ -104,30 +105,23 @@ def load_labeled_csv(
     quoted multi-line prompts make file line numbers misleading.
     """
     exclude = exclude or set()
-    # utf-8-sig: spreadsheets write a byte-order mark that would otherwise glue onto the
-    # first column's name and make "prompt" look missing.
-    special = Path(path)
-    if special.exists() and not (special.is_file() or special.is_dir()):
-        raise ValueError("not a regular file")  # a FIFO would block the read forever
+    # read_text_file: regular files only, a byte-order mark dropped (spreadsheets write one,
+    # and it would glue onto the first column's name), one clear error for every problem.
+    text = read_text_file(path)
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            return _read_labeled(fh, prompt_col, device_col, cloud_col, exclude)
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV") from None
+        return _read_labeled(text, prompt_col, device_col, cloud_col, exclude)
     except csv.Error as exc:
         raise ValueError(f"not a readable CSV: {exc}") from None
 
 
 def _read_labeled(
-    fh: Any, prompt_col: str, device_col: str, cloud_col: str, exclude: set[str]
+    text: str, prompt_col: str, device_col: str, cloud_col: str, exclude: set[str]
 ) -> LabeledSet:
     prompts: list[str] = []
     dev: list[bool] = []
     cld: list[bool] = []
-    # Bounded: a header is short, and a file with no newline (or /dev/zero) must not be read
-    # whole just to find the separator.
-    reader = csv.DictReader(fh, delimiter=_delimiter(fh.readline(65536)))
-    fh.seek(0)
+    header_line = text.split("\n", 1)[0]
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(header_line))
     header = reader.fieldnames or []
     if not header:
         raise ValueError("empty file: expected a header row naming the columns")
@@ -154,17 +148,16 @@ def _read_labeled(
 def read_excluded_prompts(path: str | Path, key: str = "eval_prompt") -> set[str]:
     """Prompts to exclude, from a JSONL file with one object per line holding ``key``."""
     out: set[str] = set()
-    with open(path, encoding="utf-8-sig") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"line {line_no}: not JSON ({exc.msg})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get(key), str):
-                raise ValueError(f"line {line_no}: expected an object with a string {key!r}")
-            out.add(obj[key])
+    for line_no, line in enumerate(read_text_file(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"line {line_no}: not JSON ({exc.msg})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get(key), str):
+            raise ValueError(f"line {line_no}: expected an object with a string {key!r}")
+        out.add(obj[key])
     return out
 
 
