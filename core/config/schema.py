@@ -708,6 +708,30 @@ class ServiceSettings(Strict):
             "(slowloris) gets 408 and frees its slot."
         ),
     )
+    max_connections: int = Field(
+        default=512,
+        ge=1,
+        le=65_536,
+        description=(
+            "Most connections open at once; one more gets 503 and is closed, so apps that "
+            "hoard idle connections cannot use up the service's file descriptors."
+        ),
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Longest wait for a whole request head after a connection opens (or after its "
+            "first byte following a keep-alive pause); a slower client gets 408."
+        ),
+    )
+    keep_alive_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="How long an idle keep-alive connection stays open between requests.",
+    )
     shutdown_grace_s: float = Field(
         default=10.0,
         ge=0,

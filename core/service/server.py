@@ -27,6 +27,7 @@ import uvicorn
 from aios.errors import AIOSError
 from aios.orchestrator import Orchestrator
 from aios.service.app import create_app
+from aios.service.connections import ensure_fd_room, guarded_protocol
 from aios.service.runtime import Runtime
 from aios.sources import aios_home
 
@@ -165,6 +166,10 @@ def serve(
     orch = Orchestrator.from_file(config_path, profile=profile)
     runtime = Runtime.build(orch)
     settings = orch.config.service
+    try:
+        ensure_fd_room(settings.max_connections)
+    except ValueError as exc:
+        raise AIOSError(str(exc), hint="lower [service] max_connections") from None
     mode = int(socket_mode or settings.socket_mode, 8)
     if not 0 <= mode <= 0o777:
         raise AIOSError(f"socket mode {socket_mode} is not a file mode (e.g. 0660)")
@@ -181,6 +186,11 @@ def serve(
     app = create_app(orch, settings, runtime=runtime)
     config = uvicorn.Config(
         app,
+        http=guarded_protocol(
+            max_connections=settings.max_connections,
+            header_timeout_s=settings.header_timeout_s,
+        ),
+        timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]
         log_config=None,
         access_log=False,
         lifespan="on",
