@@ -27,6 +27,7 @@ from aios.backend import (
     TextGenerator,
     Token,
 )
+from aios.backends.llama_cpp_prefill import ChatPrompts, completion_tokens, prefill
 from aios.config.schema import ModelFormat, ModelSpec
 from aios.errors import ContextLengthError, GenerationError, ModelError
 from aios.hookspecs import hookimpl
@@ -68,6 +69,7 @@ class LlamaCppModel(TextGenerator):
         # A grammar costs a Python conversion of the schema and a native parse check; agents
         # send the same plan schema on every step, so keep the last few.
         self._grammars: SchemaCache[Any] = SchemaCache(self._compile_grammar)
+        self._chat: ChatPrompts | None = None  # built on the first chat request
 
     def _compile_grammar(self, schema_json: str) -> Any:
         llama_cpp = _import_llama_cpp()
@@ -120,17 +122,24 @@ class LlamaCppModel(TextGenerator):
             # cut it short (one that occurs inside a string value).
             common["stop"] = None
         try:
-            if request.messages is not None:
+            tokens = self._prompt_tokens(llm, request)
+            if tokens is None:
+                assert request.messages is not None
                 prompt_tokens = self._chat_prompt_tokens(request.messages)
-                chunks = llm.create_chat_completion(messages=list(request.messages), **common)
             else:
-                assert request.prompt is not None
-                prompt_tokens = len(llm.tokenize(request.prompt.encode("utf-8")))
+                prompt_tokens = len(tokens)
                 if prompt_tokens + 1 > llm.n_ctx():
                     raise ContextLengthError(
                         f"prompt of {prompt_tokens} tokens does not fit the context window "
                         f"of {llm.n_ctx()} tokens of model '{self.spec.id}'"
                     )
+                if not prefill(llm, tokens, cancel):
+                    yield self._cancelled_in_prefill(prompt_tokens, t0)
+                    return
+            if request.messages is not None:
+                chunks = llm.create_chat_completion(messages=list(request.messages), **common)
+            else:
+                assert request.prompt is not None
                 chunks = llm.create_completion(prompt=request.prompt, **common)
             finish = "stop"
             for chunk in chunks:
@@ -158,6 +167,24 @@ class LlamaCppModel(TextGenerator):
             tokens_out=self._tokens_out(request, prompt_tokens, finish, chunks_seen),
             mean_logprob=sum(logprobs) / len(logprobs) if logprobs else None,
             finish_reason=finish,  # type: ignore[arg-type]
+            backend_ms=(time.perf_counter() - t0) * 1000,
+        )
+
+    def _prompt_tokens(self, llm: Any, request: GenerationRequest) -> list[int] | None:
+        """The token ids the model will read, or None where the chat format is not known."""
+        if request.messages is None:
+            assert request.prompt is not None
+            return completion_tokens(llm, request.prompt)
+        if self._chat is None:
+            self._chat = ChatPrompts(llm)
+        return self._chat.tokens(llm, request.messages)
+
+    def _cancelled_in_prefill(self, prompt_tokens: int, t0: float) -> Done:
+        return Done(
+            tokens_in=prompt_tokens,
+            tokens_out=0,
+            mean_logprob=None,
+            finish_reason="cancelled",
             backend_ms=(time.perf_counter() - t0) * 1000,
         )
 

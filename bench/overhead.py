@@ -25,14 +25,12 @@ import json
 import os
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
-from _common import err, percentile
+from _common import err, percentile, raw_llama
 
 import aios.log
 import aios.sources
-from aios.backends.default_llama_cpp import _import_llama_cpp
 from aios.orchestrator import Orchestrator
 from aios.record import ExecutionRecord
 from aios.routing.policy import RequestOptions, decide
@@ -102,17 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     aios.log.configure("warning")
 
     orch = Orchestrator.from_file(None)
-    spec = orch.config.model(MODEL)
-    path: Path = aios.sources.resolve(spec, orch.base_dir, orch.models.cache_dir)
-    llama_cpp = _import_llama_cpp()  # routes llama.cpp's native log into structlog (debug)
-    llm = llama_cpp.Llama(
-        model_path=str(path),
-        n_ctx=spec.context_length,
-        n_threads=os.cpu_count(),
-        n_batch=512,
-        seed=0,
-        verbose=False,
-    )
+    llm, path = raw_llama(orch, MODEL)
     n_prompt = len(llm.tokenize(PROMPT.encode("utf-8")))
     err(
         f"model {MODEL}: {path} ({os.cpu_count()} threads), prompt {n_prompt} tokens, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -11,14 +12,18 @@ from aios import Done, GenerationRequest, Orchestrator, TextGenerator, Token
 pytestmark = pytest.mark.model
 
 
-@pytest.fixture(scope="module")
-def gemma(reference: Orchestrator) -> TextGenerator:
+def _loaded(orch: Orchestrator, model_id: str) -> TextGenerator:
     from aios.selection import Choice
 
-    spec = reference.config.model("gemma3-270m")
-    handle = reference.loaded_model(Choice(model=spec, backend="llama_cpp")).handle
+    spec = orch.config.model(model_id)
+    handle = orch.loaded_model(Choice(model=spec, backend="llama_cpp")).handle
     assert isinstance(handle, TextGenerator)
     return handle
+
+
+@pytest.fixture(scope="module")
+def gemma(reference: Orchestrator) -> TextGenerator:
+    return _loaded(reference, "gemma3-270m")
 
 
 def test_streams_tokens_then_done(gemma: TextGenerator) -> None:
@@ -41,6 +46,80 @@ def test_cancel_stops_within_one_token(gemma: TextGenerator) -> None:
             done = event
     assert done is not None and done.finish_reason == "cancelled"
     assert seen == 3 and done.tokens_out <= 5
+
+
+@pytest.fixture(scope="module")
+def smollm(reference: Orchestrator) -> TextGenerator:
+    return _loaded(reference, "smollm2-135m-instruct")
+
+
+LONG_TEXT = " ".join(
+    f"On day {i} the council reviewed the budget for parks, roads and schools." for i in range(90)
+)
+
+
+def _evaluated(model: TextGenerator) -> list[int]:
+    return list(model._llm._input_ids)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", ["completion", "chat"])
+def test_predicted_prompt_tokens_are_what_the_model_reads(
+    gemma: TextGenerator, smollm: TextGenerator, kind: str
+) -> None:
+    # Sliced prefill relies on this prediction for its speed (not its correctness): a wrong
+    # one would have llama.cpp read the prompt a second time.
+    if kind == "completion":
+        model, request = gemma, GenerationRequest(prompt=LONG_TEXT, max_tokens=1)
+        predicted = model._prompt_tokens(model._llm, request)  # type: ignore[attr-defined]
+    else:
+        messages = (
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": LONG_TEXT},
+        )
+        model, request = smollm, GenerationRequest(messages=messages, max_tokens=1)
+        predicted = model._prompt_tokens(model._llm, request)  # type: ignore[attr-defined]
+    assert predicted is not None and len(predicted) > 500
+    events = list(model.stream(request, threading.Event()))
+    assert events[-1].tokens_in == len(predicted)  # type: ignore[union-attr]
+    assert _evaluated(model)[: len(predicted)] == predicted
+
+
+def test_cancel_during_prefill_stops_between_slices(gemma: TextGenerator) -> None:
+    from aios.backends.llama_cpp_prefill import PREFILL_SLICE
+
+    prompt = LONG_TEXT + " To sum up,"
+    request = GenerationRequest(prompt=prompt, max_tokens=4)
+    n_prompt = len(gemma._prompt_tokens(gemma._llm, request))  # type: ignore[attr-defined]
+    gemma._llm.reset()  # type: ignore[attr-defined]  # nothing of it cached
+    cancel = threading.Event()
+    timer = threading.Timer(0.3, cancel.set)
+    t0 = time.perf_counter()
+    timer.start()
+    events = list(gemma.stream(request, cancel))
+    waited = time.perf_counter() - t0
+    done = events[-1]
+    assert isinstance(done, Done) and done.finish_reason == "cancelled"
+    assert done.tokens_out == 0 and len(events) == 1 and done.tokens_in == n_prompt
+    evaluated = len(_evaluated(gemma))
+    assert evaluated < n_prompt - PREFILL_SLICE  # it stopped reading the prompt part-way
+    print(
+        f"\ncancelled 0.3 s into a {n_prompt}-token prefill: returned after {waited:.2f} s "
+        f"with {evaluated} tokens read"
+    )
+
+    # The next request on the same prompt picks up from what was read and completes.
+    events = list(gemma.stream(request, threading.Event()))
+    done = events[-1]
+    assert isinstance(done, Done) and done.finish_reason == "length" and done.tokens_out == 4
+
+
+def test_a_request_already_cancelled_reads_no_prompt(gemma: TextGenerator) -> None:
+    gemma._llm.reset()  # type: ignore[attr-defined]
+    cancel = threading.Event()
+    cancel.set()
+    events = list(gemma.stream(GenerationRequest(prompt=LONG_TEXT, max_tokens=4), cancel))
+    assert len(events) == 1 and events[0].finish_reason == "cancelled"  # type: ignore[union-attr]
+    assert _evaluated(gemma) == []
 
 
 def test_native_log_never_reaches_the_terminal(capfd: pytest.CaptureFixture[str]) -> None:
@@ -68,6 +147,14 @@ def test_prompt_longer_than_the_context_is_a_clear_error(reference: Orchestrator
 
     with pytest.raises(GenerationError, match="does not fit the context window of 2048 tokens"):
         reference.invoke("generate", {"prompt": "word " * 3000, "max_tokens": 4})
+
+
+def test_chat_prompt_longer_than_the_context_is_a_clear_error(smollm: TextGenerator) -> None:
+    from aios.errors import ContextLengthError
+
+    request = GenerationRequest(messages=({"role": "user", "content": "word " * 9000},))
+    with pytest.raises(ContextLengthError, match="does not fit the context window"):
+        list(smollm.stream(request))
 
 
 def test_overhead_bench_dispatch_path_runs(
