@@ -8,6 +8,7 @@ event ``aios.request`` carrying its execution record.
 from __future__ import annotations
 
 import difflib
+import json
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -262,17 +263,19 @@ class Orchestrator:
             raise InvalidInputError(
                 skill.name, [f"expected a JSON object, got {type(data).__name__}"]
             )
+        problem = _lone_surrogate(data, ())
+        if problem:
+            raise InvalidInputError(skill.name, [problem])
         try:
-            valid = skill.Input.model_validate(data)
+            if isinstance(data, JSONInput):
+                # JSON types as sent: "2" is not a number, "no" is not false.
+                return skill.Input.model_validate_json(json.dumps(data), strict=True)
+            return skill.Input.model_validate(data)
         except ValidationError as exc:
             problems = [
                 f"{format_loc(tuple(e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
             ]
             raise InvalidInputError(skill.name, problems) from None
-        problem = _lone_surrogate(data, ())
-        if problem:
-            raise InvalidInputError(skill.name, [problem])
-        return valid
 
     def _instance(self, cls: type[Skill]) -> Skill:
         with self._lock:
@@ -567,6 +570,15 @@ class Orchestrator:
         if self.ledger is not None:
             self.ledger.close()
             self.ledger = None
+
+
+class JSONInput(dict):  # type: ignore[type-arg]
+    """A skill input parsed from a JSON body (the service): validated with JSON's own types.
+
+    The CLI's ``--FIELD VALUE`` options are strings by nature and are converted; a JSON client
+    that sends ``"max_tokens": "2"`` or ``"sensitive": "no"`` has a bug worth a 422, and
+    silently reading "no" as false could send private text to the cloud.
+    """
 
 
 def _lone_surrogate(value: Any, loc: tuple[Any, ...]) -> str | None:

@@ -185,6 +185,43 @@ def test_client_mistakes_are_4xx_not_500(svc: Service, full: httpx.Client) -> No
     assert httpx.get(f"{svc.url}/health").json()["status"] == "ok"
 
 
+def test_json_values_are_taken_as_their_json_types(svc: Service, full: httpx.Client) -> None:
+    """A string is not a number and "no" is not false: the kind of client bug that must not
+    pass silently (read as false, "sensitive": "no" would have let text go to the cloud)."""
+    cases = [
+        ("/v1/skills/generate", {"input": {"prompt": "x", "max_tokens": "2"}}, "max_tokens"),
+        ("/v1/skills/generate", {"input": {"prompt": "x"}, "sensitive": "no"}, "sensitive"),
+        ("/v1/skills/generate", {"input": {"prompt": "x"}, "sensitive": 0}, "sensitive"),
+        ("/v1/chat/completions", {**_CHAT, "max_tokens": "2"}, "max_tokens"),
+        ("/v1/chat/completions", {**_CHAT, "stream": "yes"}, "stream"),
+        ("/v1/chat/completions", {**_CHAT, "temperature": "0.5"}, "temperature"),
+        ("/v1/completions", {"model": "auto", "prompt": "x", "echo": 1}, "echo"),
+        ("/v1/models/gemma3-270m/load", {"pin": "true"}, "pin"),
+    ]
+    for path, body, field in cases:
+        r = full.post(path, json=body)
+        assert r.status_code == 422, (path, body, r.text)
+        assert field in r.text, (path, body, r.text)
+    # JSON's own types still pass, an integer for a float included.
+    r = full.post("/v1/chat/completions", json={**_CHAT, "max_tokens": 1, "temperature": 0})
+    assert r.status_code == 200, r.text
+    r = full.post("/v1/skills/generate", json={"input": {"prompt": "x", "max_tokens": 1}})
+    assert r.status_code == 200, r.text
+    # Two token limits that disagree are a mistake; equal ones are fine.
+    r = full.post(
+        "/v1/chat/completions", json={**_CHAT, "max_tokens": 1, "max_completion_tokens": 5}
+    )
+    assert r.status_code == 422 and "disagree" in r.text, r.text
+    r = full.post(
+        "/v1/chat/completions", json={**_CHAT, "max_tokens": 1, "max_completion_tokens": 1}
+    )
+    assert r.status_code == 200, r.text
+    assert httpx.get(f"{svc.url}/health").json()["status"] == "ok"
+
+
+_CHAT = {"model": "auto", "messages": [{"role": "user", "content": "Say hi."}]}
+
+
 # -- skills -------------------------------------------------------------------------------
 def test_skills_list_has_contracts(full: httpx.Client) -> None:
     skills = {s["name"]: s for s in full.get("/v1/skills").json()["skills"]}

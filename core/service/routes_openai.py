@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aios.orchestrator import Result
 from aios.service.common import (
@@ -38,7 +38,8 @@ AUTO_MODELS = {"", "auto", "aios", "default"}
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # JSON types as sent, as OpenAI's API checks them: "2" is not a number, "yes" not true.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class TextPart(Strict):
@@ -75,6 +76,16 @@ class _Sampling(Strict):
 class ChatRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1, max_length=256)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=4096)
+
+    @model_validator(mode="after")
+    def _one_token_limit(self) -> ChatRequest:
+        both = self.max_tokens is not None and self.max_completion_tokens is not None
+        if both and self.max_tokens != self.max_completion_tokens:
+            raise ValueError(
+                f"max_tokens ({self.max_tokens}) and max_completion_tokens "
+                f"({self.max_completion_tokens}) disagree; send one of them"
+            )
+        return self
 
 
 class CompletionRequest(_Sampling):

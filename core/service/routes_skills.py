@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from aios.orchestrator import JSONInput
 from aios.service.common import (
     SSE_HEADERS,
     Who,
@@ -53,7 +54,7 @@ async def run_skill(name: str, body: SkillRequest, request: Request, who: Who) -
     opts = who.options(
         request, model=who.model(body.model), mode=body.mode, sensitive=body.sensitive
     )
-    result = await invoke(who, name, body.input, opts)
+    result = await invoke(who, name, JSONInput(body.input), opts)
     return SkillResult(**result.to_dict())
 
 
@@ -75,7 +76,7 @@ async def stream_skill(
         request, model=who.model(body.model), mode=body.mode, sensitive=body.sensitive
     )
 
-    items = await started(stream(who, request, name, body.input, opts))
+    items = await started(stream(who, request, name, JSONInput(body.input), opts))
 
     async def events() -> AsyncIterator[str]:
         async for item in items:

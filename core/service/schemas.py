@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from aios.config.schema import RoutingMode
 
@@ -52,7 +52,9 @@ class SkillRequest(Strict):
     input: dict[str, Any] = Field(description="The skill's input (see its input_schema).")
     model: str | None = Field(default=None, description="Run on this model of the matrix.")
     mode: RoutingMode | None = Field(default=None, description="Routing choice for this call.")
-    sensitive: bool = Field(default=False, description="Never send this request to the cloud.")
+    sensitive: StrictBool = Field(
+        default=False, description="Never send this request to the cloud (JSON true/false only)."
+    )
 
 
 class SkillResult(Strict):
@@ -78,11 +80,11 @@ class ModelStatusList(Strict):
 
 
 class LoadRequest(Strict):
-    pin: bool = Field(default=False, description="Keep it resident (never evicted).")
+    pin: StrictBool = Field(default=False, description="Keep it resident (never evicted).")
 
 
 class PinRequest(Strict):
-    pinned: bool = Field(default=True, description="True pins, false releases the pin.")
+    pinned: StrictBool = Field(default=True, description="True pins, false releases the pin.")
 
 
 class ModelAction(Strict):
