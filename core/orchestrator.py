@@ -72,6 +72,8 @@ class StreamEvent:
     delta: str | None = None
     result: Result | None = None
     step: dict[str, Any] | None = None  # an agent's step progress (started, finished)
+    # The record as routed, before the first text: the request id, and the model chosen.
+    routed: ExecutionRecord | None = None
 
 
 class Orchestrator:
@@ -378,6 +380,7 @@ class Orchestrator:
         streaming: bool,
         on_progress: Callable[[int, int, str], None] | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        on_routed: Callable[[ExecutionRecord], None] | None = None,
     ) -> Generator[str, None, Result]:
         started = time.perf_counter()
         record = ExecutionRecord(skill=name, priority=opts.priority, app=opts.app)
@@ -397,6 +400,8 @@ class Orchestrator:
                 route = decide(self.config, cls, opts, self.route_state(cls, valid, opts))
                 route.apply(record)
                 choice = self.choose_model(cls, record, route, opts.model)
+                if on_routed is not None:
+                    on_routed(record)
                 ctx = SkillContext(
                     self, record, choice, cancel, started, on_progress, opts, on_event
                 )
@@ -520,14 +525,27 @@ class Orchestrator:
         # Step events are reported from inside the generator; an agent yields an empty delta
         # right after each, so they go out at once rather than with the next text.
         steps: list[dict[str, Any]] = []
-        gen = self._execute(skill, inp, opts, cancel, None, streaming=True, on_event=steps.append)
+        routed: list[ExecutionRecord] = []
+        gen = self._execute(
+            skill,
+            inp,
+            opts,
+            cancel,
+            None,
+            streaming=True,
+            on_event=steps.append,
+            on_routed=routed.append,
+        )
         while True:
             try:
                 delta = next(gen)
             except StopIteration as stop:
+                yield from (StreamEvent(routed=r) for r in routed)
                 yield from (StreamEvent(step=s) for s in steps)
                 yield StreamEvent(result=stop.value)
                 return
+            if routed:
+                yield StreamEvent(routed=routed.pop())
             while steps:
                 yield StreamEvent(step=steps.pop(0))
             if delta:

@@ -264,6 +264,11 @@ def test_stream_summarizesse_events(full: httpx.Client) -> None:
     result = events[-1][1]
     assert result["output"]["summary"].strip()
     assert result["record"]["priority"] == "background"
+    # Where it runs is told first, under the id the final record has.
+    name, start = events[0]
+    rec = result["record"]
+    assert name == "start", events[0]
+    assert start == {k: rec[k] for k in ("request_id", "model", "backend", "tier")}
 
 
 def test_stream_error_before_output_is_an_http_error(full: httpx.Client) -> None:
@@ -333,15 +338,22 @@ def test_openai_chat_stream(oai: Any) -> None:
         max_tokens=8,
         stream=True,
     )
-    parts, last = [], None
+    parts, last, chunks = [], None, []
     for chunk in stream:
         assert chunk.object == "chat.completion.chunk"
         if chunk.choices and chunk.choices[0].delta.content:
             parts.append(chunk.choices[0].delta.content)
         last = chunk
+        chunks.append(chunk)
     assert "".join(parts).strip()
     assert last is not None and last.choices[0].finish_reason in ("stop", "length")
-    assert last.model_extra["aios_record"]["status"] == "ok"
+    record = last.model_extra["aios_record"]
+    assert record["status"] == "ok"
+    assert chunks[0].choices[0].delta.role == "assistant"
+    # Every chunk names the model that ran, not "auto", under the record's id, as the
+    # non-streamed reply does.
+    assert {c.model for c in chunks} == {record["model"]}
+    assert {c.id for c in chunks} == {f"chatcmpl-{record['request_id']}"}
 
 
 def test_openai_completions(oai: Any) -> None:
@@ -356,6 +368,15 @@ def test_openai_completions(oai: Any) -> None:
         if c.choices
     ]
     assert "".join(parts).strip()
+    chunks = list(
+        oai.completions.create(
+            model="auto", prompt="Red, green,", max_tokens=3, stream=True, echo=True
+        )
+    )
+    record = chunks[-1].model_extra["aios_record"]
+    assert chunks[0].choices[0].text == "Red, green,"  # the echo comes first
+    assert {c.id for c in chunks} == {f"cmpl-{record['request_id']}"}
+    assert {c.model for c in chunks} == {record["model"]} != {"auto"}
 
 
 def test_openai_embeddings(oai: Any) -> None:

@@ -361,7 +361,7 @@ def _invoke(orch: Any, skill: str, payload: dict[str, Any], args: Any, options: 
                     print(event.delta, end="", flush=True)
                 elif event.step is not None:
                     render.step_event(event.step)
-                else:
+                elif event.result is not None:
                     result = event.result
             print()
             assert result is not None

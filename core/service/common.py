@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from aios.config.schema import AppSpec
 from aios.errors import AIOSError, CancelledError
 from aios.orchestrator import Result, StreamEvent
+from aios.record import ExecutionRecord
 from aios.routing.policy import RequestOptions
 from aios.service.auth import check_skill, effective_priority
 from aios.service.errors import ForbiddenError, NotFoundError, ShuttingDownError
@@ -203,3 +204,14 @@ async def started(
 
 # The calling app, as a route parameter: `who: Who`.
 Who = Annotated[Caller, Depends(caller)]
+
+
+def routed_summary(record: ExecutionRecord) -> dict[str, Any]:
+    """Where a streamed request runs, sent before its first text. Only fields the routing set:
+    the worker thread keeps filling the record in while this is read."""
+    return {
+        "request_id": record.request_id,
+        "model": record.model,
+        "backend": record.backend,
+        "tier": record.tier.value if record.tier is not None else None,
+    }

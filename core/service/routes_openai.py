@@ -159,18 +159,41 @@ def _content(msg: ChatMessage) -> str:
     return "".join(p.text for p in msg.content)
 
 
+class _Stream:
+    """Id and model that every chunk of one streamed completion carries.
+
+    Both become known when the request is routed (before its first text): the id then is the
+    execution record's, as in non-streamed replies, and the model is the one chosen for "auto".
+    """
+
+    def __init__(self, prefix: str, model: str) -> None:
+        self.prefix = prefix
+        self.id = f"{prefix}{int(time.time() * 1e6):x}"
+        self.model = model
+        self.created = int(time.time())
+
+    def routed(self, record: Any) -> None:
+        self.id = f"{self.prefix}{record.request_id}"
+        self.model = record.model or self.model
+
+
 async def _relay(
     items: AsyncIterator[Any],
+    meta: _Stream,
     chunk: Callable[..., str],
-    opening: str | None,
+    opening: Callable[[], str] | None,
     delta: Callable[[str], Any],
     empty: Any,
 ) -> AsyncIterator[str]:
     """A skill's stream as OpenAI chunks: text deltas, then one last chunk with the finish
     reason, usage and execution record, then ``[DONE]`` (errors as an error event)."""
-    if opening is not None:
-        yield opening
     async for item in items:
+        if not isinstance(item, BaseException) and item.routed is not None:
+            meta.routed(item.routed)
+            continue
+        if opening is not None:
+            yield opening()
+            opening = None
         if isinstance(item, BaseException):
             yield sse(None, error_event(item))
         elif item.delta is not None:
@@ -221,23 +244,25 @@ async def chat_completions(body: ChatRequest, request: Request, who: Who) -> Any
             "aios_record": result.record.model_dump(mode="json"),
         }
     items = await started(stream(who, request, "chat", inp, opts))
-    cid = f"chatcmpl-{int(time.time() * 1e6):x}"
+    meta = _Stream("chatcmpl-", body.model)
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         return sse(
             None,
             {
-                "id": cid,
+                "id": meta.id,
                 "object": "chat.completion.chunk",
-                "created": created,
-                "model": body.model,
+                "created": meta.created,
+                "model": meta.model,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
                 **extra,
             },
         )
 
-    opening = chunk({"role": "assistant", "content": ""})
-    events = _relay(items, chunk, opening, lambda text: {"content": text}, {})
+    def opening() -> str:
+        return chunk({"role": "assistant", "content": ""})
+
+    events = _relay(items, meta, chunk, opening, lambda text: {"content": text}, {})
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
@@ -277,22 +302,25 @@ async def completions(body: CompletionRequest, request: Request, who: Who) -> An
             "aios_record": result.record.model_dump(mode="json"),
         }
     items = await started(stream(who, request, "generate", inp, opts))
-    cid = f"cmpl-{int(time.time() * 1e6):x}"
+    meta = _Stream("cmpl-", body.model)
 
     def chunk(text: str, finish: str | None = None, **extra: Any) -> str:
         return sse(
             None,
             {
-                "id": cid,
+                "id": meta.id,
                 "object": "text_completion",
-                "created": created,
-                "model": body.model,
+                "created": meta.created,
+                "model": meta.model,
                 "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}],
                 **extra,
             },
         )
 
-    events = _relay(items, chunk, chunk(prefix) if prefix else None, lambda text: text, "")
+    def echoed() -> str:
+        return chunk(prefix)
+
+    events = _relay(items, meta, chunk, echoed if prefix else None, lambda text: text, "")
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 

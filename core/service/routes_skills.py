@@ -13,6 +13,7 @@ from aios.service.common import (
     Who,
     error_event,
     invoke,
+    routed_summary,
     sse,
     started,
     stream,
@@ -62,7 +63,9 @@ async def run_skill(name: str, body: SkillRequest, request: Request, who: Who) -
     "/{name}/stream",
     responses={200: {"content": {"text/event-stream": {}}}, **ERRORS},
     summary="Run a skill, streaming Server-Sent Events",
-    description='`event: delta` carries `{"text"}` chunks; an agent also sends `event: step` '
+    description="`event: start` comes first once the request is routed, with `{request_id, "
+    "model, backend, tier}`; "
+    '`event: delta` carries `{"text"}` chunks; an agent also sends `event: step` '
     "as each step starts and ends (`{step, of, skill, status, tier, model, latency_ms, error}`); "
     "then `event: result` with `{output, record}`, or `event: error` with "
     "`{error: {code, message, status}}`. Closing the connection cancels the request (an "
@@ -86,6 +89,8 @@ async def stream_skill(
                 yield sse("delta", {"text": item.delta})
             elif item.step is not None:
                 yield sse("step", item.step)
+            elif item.routed is not None:
+                yield sse("start", routed_summary(item.routed))
             elif item.result is not None:
                 yield sse("result", item.result.to_dict())
 
