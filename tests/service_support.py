@@ -47,7 +47,7 @@ token_sha256 = "{_sha(TOKENS["limited"])}"
 skills = ["summarize"]
 data_classes = ["text", "documents"]
 priority = "background"
-requests_per_minute = 3
+requests_per_minute = 4
 
 [[apps]]
 id = "textonly"

@@ -59,6 +59,8 @@ def test_health_needs_no_auth(svc: Service) -> None:
     body = r.json()
     assert body["status"] == "ok" and body["version"] and body["uptime_s"] >= 0
     assert isinstance(body["loaded_models"], list) and body["config_generation"] == 1
+    head = httpx.head(f"{svc.url}/health")
+    assert head.status_code == 200 and head.content == b""
 
 
 def test_every_other_endpoint_needs_a_token(svc: Service) -> None:
@@ -107,7 +109,8 @@ def test_limited_app_permissions_and_quota(svc: Service) -> None:
         err = _error(c.post("/v1/skills/generate", json={"input": {"prompt": "hi"}}), 403)
         assert "may not call skill 'generate'" in err["message"]
         _error(c.post("/v1/models/gemma3-270m/load", json={}), 403, "forbidden")
-        for _ in range(10):  # a quota of 3 per minute: the bucket runs dry at once
+        _error(c.get("/metrics"), 403, "forbidden")  # other apps' counts and cloud spend
+        for _ in range(10):  # a quota of 4 per minute: the bucket runs dry at once
             r = c.get("/v1/skills")
             if r.status_code == 429:
                 break
@@ -300,6 +303,23 @@ def test_client_disconnect_cancels_generation(svc: Service, full: httpx.Client) 
         if e.get("event") == "aios.request" and e.get("status") == "cancelled"
     ]
     assert any(e["skill"] == "generate" and e["app"] == "full" for e in cancelled)
+    # The audit says how the stream ended, though its HTTP status (sent first) was 200.
+    ids = {e["request_id"] for e in cancelled if e["skill"] == "generate"}
+
+    def audited() -> list[dict[str, Any]]:
+        return [
+            e
+            for e in svc.log_events()
+            if e.get("event") == "aios.audit" and e.get("request_id") in ids
+        ]
+
+    deadline = time.monotonic() + 5
+    while not audited() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [audit] = audited()
+    assert audit["endpoint"] == "POST /v1/skills/{name}/stream"
+    assert audit["status"] == 200 and audit["outcome"] == "cancelled"
+    assert audit["model"] == "gemma3-270m"
 
 
 # -- OpenAI-compatible API -------------------------------------------------------------------
@@ -521,6 +541,7 @@ def test_audit_log(svc: Service) -> None:
     events = [e for e in svc.log_events() if e.get("event") == "aios.audit"]
     ok = [e for e in events if e["endpoint"] == "POST /v1/skills/{name}" and e["status"] == 200]
     assert ok and ok[0]["app"] == "full" and ok[0]["model"] and ok[0]["tier"] == "device"
+    assert all(e["outcome"] == "ok" for e in ok)
     assert any(e["status"] == 401 and e["error"] == "unauthorized" for e in events)
 
 

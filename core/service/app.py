@@ -153,16 +153,16 @@ class ServiceMiddleware:
         skill = state.get("aios_skill")
         m = self.service.metrics
         m.http.labels(app or "-", endpoint, str(status)).inc()
+        error = state.get("aios_error")
+        # A stream's HTTP status is sent before its end: how it ended is the record's status
+        # (or the error event it ended with), not the 200.
+        if record is not None and record.status != "explained":
+            outcome = record.status
+        elif status == 499:
+            outcome = "cancelled"
+        else:
+            outcome = "error" if status >= 400 or error else "ok"
         if skill is not None:
-            outcome = (
-                record.status
-                if record is not None
-                else "cancelled"
-                if status == 499
-                else "error"
-                if status >= 400
-                else "ok"
-            )
             m.observe(record, app or "-", skill, outcome)
         audit(
             app=app,
@@ -170,8 +170,9 @@ class ServiceMiddleware:
             skill=skill,
             record=record,
             status=status,
+            outcome=outcome,
             latency_ms=(time.perf_counter() - t0) * 1000,
-            error=state.get("aios_error"),
+            error=error,
         )
 
 
@@ -264,7 +265,13 @@ def create_app(
     app.add_middleware(ServiceMiddleware, service=service)
     _install_error_handlers(app)
 
-    @app.get("/health", response_model=Health, tags=["service"], summary="Liveness (no auth)")
+    @app.api_route(
+        "/health",
+        methods=["GET", "HEAD"],  # HEAD: what load balancers and `curl -I` probe with
+        response_model=Health,
+        tags=["service"],
+        summary="Liveness (no auth)",
+    )
     def health() -> Health:
         gen = runtime.current
         return Health(
@@ -284,6 +291,7 @@ def create_app(
         responses={200: {"content": {CONTENT_TYPE: {}}}},
     )
     def metrics(who: Who) -> Response:
+        who.require_operator()  # per-app counts and cloud spend: not for every app to read
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
     app.include_router(routes_skills.router)

@@ -58,11 +58,11 @@ class Caller:
         return requested
 
     def require_operator(self) -> None:
-        """Model control (load, unload, pin) is for apps allowed every skill."""
+        """Model control (load, unload, pin) and metrics are for apps allowed every skill."""
         if "*" not in self.app.skills:
             raise ForbiddenError(
-                f"app '{self.app.id}' may not control models",
-                hint='model control needs skills = ["*"]',
+                f"app '{self.app.id}' may not control models or read metrics",
+                hint='that needs skills = ["*"]',
             )
 
     def options(self, request: Request, **kwargs: Any) -> RequestOptions:
@@ -144,8 +144,15 @@ async def stream(
             if item is _END:
                 finished = True
                 return
-            if isinstance(item, StreamEvent) and item.result is not None:
-                caller.done(item.result)
+            if isinstance(item, StreamEvent):
+                if item.result is not None:
+                    caller.done(item.result)
+                elif item.routed is not None:
+                    # Audited even if the client leaves before the end: the worker has set
+                    # its final status by the time the audit reads it (joined below).
+                    caller.state.aios_record = item.routed
+            elif isinstance(item, BaseException):
+                caller.state.aios_error = getattr(item, "code", "internal_error")
             yield item
     finally:
         if not finished:
