@@ -21,6 +21,10 @@ from aios.types import Tier
 
 log = structlog.get_logger("aios.models")
 
+# How long closing waits for a model's running calls. The service cancels its calls first and
+# they stop within a token or a prefill slice; what still runs after this is an abandoned stream.
+CLOSE_WAIT_S = 30.0
+
 # How often a load blocked by models in use re-checks the budget. A model frees its memory when
 # its last call ends, which takes at least a token step (tens of ms), so polling is cheap here.
 _MEMORY_POLL_S = 0.05
@@ -165,9 +169,21 @@ class ModelCache:
         self._close(handle, gate)
 
     @staticmethod
-    def _close(handle: LoadedModel | None, gate: Gate | None) -> None:
-        if gate is not None:
-            gate.retire()  # queued calls go away to reload; never close mid-generation
+    def _close(
+        handle: LoadedModel | None, gate: Gate | None, timeout_s: float | None = None
+    ) -> None:
+        # Queued calls go away to reload; never close mid-generation.
+        if gate is not None and not gate.retire(timeout_s):
+            # A call still holds the model: a stream its caller stopped reading without closing
+            # it. Freeing native memory under it could crash the process if it ever resumed,
+            # so the model is left to the process's exit rather than hang the shutdown.
+            log.warning(
+                "model.left_open",
+                model=handle.spec.id if handle is not None else None,
+                waited_s=timeout_s,
+                reason="calls still running (an unfinished stream?)",
+            )
+            return
         if handle is not None:
             handle.close()
 
@@ -200,9 +216,10 @@ class ModelCache:
                 self.governor.release(k)
         return bool(taken)
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = CLOSE_WAIT_S) -> None:
+        """Close every model once its running calls end, waiting at most ``timeout_s`` each."""
         with self._lock:
             taken = [(h, self._gates.pop(k)) for k, h in self._loaded.items()]
             self._loaded.clear()
         for handle, gate in taken:
-            self._close(handle, gate)
+            self._close(handle, gate, timeout_s)

@@ -72,7 +72,8 @@ class StreamEvent:
     delta: str | None = None
     result: Result | None = None
     step: dict[str, Any] | None = None  # an agent's step progress (started, finished)
-    # The record as routed, before the first text: the request id, and the model chosen.
+    # The record as routed, before the first text (only from ``stream(on_routed=...)`` users
+    # that make such events, as the service does): the request id, and the model chosen.
     routed: ExecutionRecord | None = None
 
 
@@ -520,12 +521,17 @@ class Orchestrator:
         model: str | None = None,
         options: RequestOptions | None = None,
         cancel: threading.Event | None = None,
+        on_routed: Callable[[ExecutionRecord], None] | None = None,
     ) -> Iterator[StreamEvent]:
+        """Text deltas, an agent's step events, then one event with the result.
+
+        ``on_routed`` is called with the record once the request is routed (model chosen),
+        before any text: the service tells the client where the request runs from it.
+        """
         opts = options or RequestOptions(model=model)
         # Step events are reported from inside the generator; an agent yields an empty delta
         # right after each, so they go out at once rather than with the next text.
         steps: list[dict[str, Any]] = []
-        routed: list[ExecutionRecord] = []
         gen = self._execute(
             skill,
             inp,
@@ -534,18 +540,15 @@ class Orchestrator:
             None,
             streaming=True,
             on_event=steps.append,
-            on_routed=routed.append,
+            on_routed=on_routed,
         )
         while True:
             try:
                 delta = next(gen)
             except StopIteration as stop:
-                yield from (StreamEvent(routed=r) for r in routed)
                 yield from (StreamEvent(step=s) for s in steps)
                 yield StreamEvent(result=stop.value)
                 return
-            if routed:
-                yield StreamEvent(routed=routed.pop())
             while steps:
                 yield StreamEvent(step=steps.pop(0))
             if delta:
@@ -575,7 +578,9 @@ class Orchestrator:
             record.decide("tier", "cascade: escalates to the cloud if the device is unsure")
         return record
 
-    def close(self) -> None:
+    def close(self, timeout_s: float | None = None) -> None:
+        """Close skills, models (after their running calls, waiting at most ``timeout_s`` per
+        model; default ``model_cache.CLOSE_WAIT_S``) and the ledger."""
         with self._lock:
             skills, self._skills = list(self._skills.values()), {}
         for skill in skills:
@@ -584,7 +589,10 @@ class Orchestrator:
             except Exception:  # a plugin's cleanup bug must not stop the shutdown
                 owner = self.plugins.owners.get(("skill", skill.name), "?")
                 log.warning("skill.close_failed", skill=skill.name, plugin=owner, exc_info=True)
-        self.models.close()
+        if timeout_s is None:
+            self.models.close()
+        else:
+            self.models.close(timeout_s)
         if self.ledger is not None:
             self.ledger.close()
             self.ledger = None

@@ -122,6 +122,21 @@ def test_a_request_already_cancelled_reads_no_prompt(gemma: TextGenerator) -> No
     assert _evaluated(gemma) == []
 
 
+def test_close_does_not_hang_on_a_stream_nobody_finished() -> None:
+    orch = Orchestrator.from_file(None, strict=True)
+    events = orch.stream("generate", {"prompt": "Write a long story.", "max_tokens": 200})
+    assert next(events).delta is not None  # a call now holds the model's slot
+    t0 = time.perf_counter()
+    closer = threading.Thread(target=orch.close, kwargs={"timeout_s": 1.0}, daemon=True)
+    closer.start()
+    closer.join(30)
+    assert not closer.is_alive(), "close() hung on an unfinished stream"
+    assert time.perf_counter() - t0 < 10
+    # The model was left open, not freed under the stream: reading on is still safe.
+    assert next(events).delta is not None
+    events.close()
+
+
 def test_native_log_never_reaches_the_terminal(capfd: pytest.CaptureFixture[str]) -> None:
     orch = Orchestrator.from_file(None, strict=True)
     try:

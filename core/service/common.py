@@ -120,7 +120,13 @@ async def stream(
 
     def produce() -> None:
         try:
-            for event in orch.stream(skill, inp, options=opts, cancel=caller.cancel):
+            for event in orch.stream(
+                skill,
+                inp,
+                options=opts,
+                cancel=caller.cancel,
+                on_routed=lambda record: put(StreamEvent(routed=record)),
+            ):
                 put(event)
         except AIOSError as exc:
             put(caller.translate(exc))
