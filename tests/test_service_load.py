@@ -376,7 +376,7 @@ def test_disconnect_cancels_generation_and_frees_the_slot_at_once(svc: Service) 
             assert r.status_code == 200
             deltas = 0
             for line in r.iter_lines():
-                if line.startswith("data: "):
+                if line == "event: delta":
                     deltas += 1
                     if deltas == 3:
                         break  # generation is well under way
