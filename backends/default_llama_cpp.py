@@ -139,8 +139,8 @@ class LlamaCppModel(TextGenerator):
             if request.messages is not None:
                 chunks = llm.create_chat_completion(messages=list(request.messages), **common)
             else:
-                assert request.prompt is not None
-                chunks = llm.create_completion(prompt=request.prompt, **common)
+                # The ids just counted and prefilled: llama.cpp need not tokenize the text again.
+                chunks = llm.create_completion(prompt=tokens, **common)
             finish = "stop"
             for chunk in chunks:
                 # Compute happens lazily in next(): checking here stops within one token.

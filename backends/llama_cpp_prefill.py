@@ -7,9 +7,10 @@ fed in slices of ``PREFILL_SLICE`` tokens with a cancel check between them, all 
 token; ``create_completion`` then finds that prefix in the KV cache (its own prefix reuse) and
 only decodes the last token before sampling.
 
-Correctness never rests on this module: it predicts the token ids llama-cpp-python will feed
-the model, and if the prediction were off, ``generate`` would simply re-read the prompt from
-the first differing token. Tests check the prediction against what was actually evaluated.
+Completion prompts are tokenized here once and handed to ``create_completion`` as ids. Chat
+prompts are rendered here only to predict the ids llama-cpp-python's chat handler will feed
+the model; were that prediction off, ``generate`` would re-read the prompt from the first
+differing token, slower but still correct. Tests check both against what was evaluated.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ PREFILL_SLICE = 128
 
 
 def completion_tokens(llm: Any, prompt: str) -> list[int]:
-    """Token ids ``create_completion(prompt=<str>)`` evaluates (no suffix, no infill)."""
+    """The ids ``create_completion(prompt=<str>)`` would evaluate (no suffix, no infill), to
+    pass it as ``prompt=<ids>``: with ids it adds no BOS/EOS of its own."""
     model = llm._model
     bos: list[int] = []
     if model.add_bos_token():

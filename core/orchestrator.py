@@ -39,7 +39,7 @@ from aios.errors import (
     UnknownSkillError,
 )
 from aios.memory.governor import MemoryGovernor
-from aios.model_cache import Loaded, ModelCache
+from aios.model_cache import CLOSE_WAIT_S, Loaded, ModelCache
 from aios.plugin_manager import PluginSet, build_plugin_manager
 from aios.record import ExecutionRecord
 from aios.routing import strategies
@@ -578,9 +578,9 @@ class Orchestrator:
             record.decide("tier", "cascade: escalates to the cloud if the device is unsure")
         return record
 
-    def close(self, timeout_s: float | None = None) -> None:
+    def close(self, timeout_s: float = CLOSE_WAIT_S) -> None:
         """Close skills, models (after their running calls, waiting at most ``timeout_s`` per
-        model; default ``model_cache.CLOSE_WAIT_S``) and the ledger."""
+        model) and the ledger."""
         with self._lock:
             skills, self._skills = list(self._skills.values()), {}
         for skill in skills:
@@ -589,10 +589,7 @@ class Orchestrator:
             except Exception:  # a plugin's cleanup bug must not stop the shutdown
                 owner = self.plugins.owners.get(("skill", skill.name), "?")
                 log.warning("skill.close_failed", skill=skill.name, plugin=owner, exc_info=True)
-        if timeout_s is None:
-            self.models.close()
-        else:
-            self.models.close(timeout_s)
+        self.models.close(timeout_s)
         if self.ledger is not None:
             self.ledger.close()
             self.ledger = None

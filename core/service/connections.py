@@ -18,11 +18,21 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
+from http import HTTPStatus
 from typing import Any
 
 import h11
 import structlog
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from aios.service.errors import (
+    RequestTimeoutError,
+    ServiceError,
+    TooManyConnectionsError,
+    body_of,
+    headers_of,
+    status_of,
+)
 
 log = structlog.get_logger("aios.service")
 
@@ -31,14 +41,20 @@ log = structlog.get_logger("aios.service")
 RESERVED_FDS = 64
 
 
-def _raw_response(status: int, reason: str, code: str, message: str, hint: str) -> bytes:
-    body = json.dumps({"error": {"code": code, "message": message, "hint": hint}}).encode()
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\n"
+def _raw_response(exc: ServiceError) -> bytes:
+    """The service's usual error reply, written straight to a connection that has no request
+    (so no ASGI app) to answer through."""
+    status = status_of(exc)
+    body = json.dumps(body_of(exc)).encode()
+    headers = {
+        "content-type": "application/json",
+        "content-length": str(len(body)),
+        "connection": "close",
+        **headers_of(exc),
+    }
+    head = f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in headers.items()
     )
-    if status == 503:
-        head += "retry-after: 1\r\n"
     return head.encode("ascii") + b"\r\n" + body
 
 
@@ -77,16 +93,12 @@ def guarded_protocol(*, max_connections: int, header_timeout_s: float) -> type[a
                     open_connections=len(self.connections) - 1,
                     max_connections=max_connections,
                 )
-                message = f"the service has {max_connections} connections open"
-                transport.write(
-                    _raw_response(
-                        503,
-                        "Service Unavailable",
-                        "too_many_connections",
-                        message,
-                        "close idle connections; raise [service] max_connections",
-                    )
+                refusal = TooManyConnectionsError(
+                    f"the service has {max_connections} connections open",
+                    hint="close idle connections; raise [service] max_connections",
+                    retry_after=1,
                 )
+                transport.write(_raw_response(refusal))
                 transport.close()
                 return
             self._await_head()
@@ -119,15 +131,11 @@ def guarded_protocol(*, max_connections: int, header_timeout_s: float) -> type[a
             if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
                 return
             timeout_log(self.loop, header_timeout_s=header_timeout_s)
-            self.transport.write(
-                _raw_response(
-                    408,
-                    "Request Timeout",
-                    "request_timeout",
-                    f"no complete request head within {header_timeout_s:g} s",
-                    "[service] header_timeout_s",
-                )
+            late = RequestTimeoutError(
+                f"no complete request head within {header_timeout_s:g} s",
+                hint="[service] header_timeout_s",
             )
+            self.transport.write(_raw_response(late))
             self.transport.close()
 
     return GuardedH11Protocol

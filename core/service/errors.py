@@ -92,6 +92,11 @@ class RateLimitedError(ServiceError):
     status = 429
 
 
+class TooManyConnectionsError(ServiceError):
+    code = "too_many_connections"
+    status = 503
+
+
 class ShuttingDownError(ServiceError):
     code = "shutting_down"
     status = 503
