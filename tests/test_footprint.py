@@ -1,4 +1,6 @@
-"""Footprint estimates from the model file, checked against measured RSS (within ±15%)."""
+"""Footprint estimates from the model file, checked against measured RSS.
+
+GGUF estimates must land within ±15 %; ONNX ones within -10 %/+30 % (see the test for why)."""
 
 from __future__ import annotations
 
@@ -128,7 +130,11 @@ def test_onnx_memory_mb_matches_measured_rss(
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     error = (got["estimate_mb"] - got["measured_mb"]) / got["measured_mb"]
-    assert abs(error) <= 0.15, (
+    # The same run's peak varies with allocator reuse and thread scheduling: efficientnet-lite0
+    # measured 106-112 MB in quiet runs and 90 MB once inside a full suite. The budget must
+    # cover the top of that spread, so the band allows more over than under: an estimate 10 %
+    # short would let the memory governor overcommit, 30 % over only loads one model fewer.
+    assert -0.10 <= error <= 0.30, (
         f"{model_id}: footprint {got['estimate_mb']:.0f} MB vs measured {got['measured_mb']:.0f} MB"
     )
 
