@@ -8,13 +8,14 @@ token; ``create_completion`` then finds that prefix in the KV cache (its own pre
 only decodes the last token before sampling.
 
 Completion prompts are tokenized here once and handed to ``create_completion`` as ids. Chat
-prompts are rendered here only to predict the ids llama-cpp-python's chat handler will feed
-the model; were that prediction off, ``generate`` would re-read the prompt from the first
-differing token, slower but still correct. Tests check both against what was evaluated.
+prompts are rendered here, with the chat handler's own formatter, only to predict the ids it
+will feed the model; were that prediction off, ``generate`` would re-read the prompt from the
+first differing token, slower but still correct. Tests check both against what was evaluated.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,37 +45,53 @@ def completion_tokens(llm: Any, prompt: str) -> list[int]:
 
 
 class ChatPrompts:
-    """Renders chat messages to token ids the way the model's own GGUF chat template does.
+    """Renders chat messages to the token ids llama-cpp-python's chat handler will evaluate.
 
-    Only for models whose chat handler is the template from their metadata (what
-    llama-cpp-python picks when no named format matched); for others ``tokens`` is None and
-    prefill stays in one piece.
+    The formatter is the very one inside that handler (a GGUF template from the metadata or a
+    named format such as "chatml", or "llama-2", the fallback for models without a template),
+    read from the handler's closure: llama-cpp-python keeps no name-to-formatter map. Where
+    there is none to read (a custom ``chat_handler``, a handler that is no formatter wrapper,
+    e.g. a multimodal one) ``tokens`` is None and prefill stays in one piece.
     """
 
     def __init__(self, llm: Any) -> None:
-        self._formatter: Any = None
-        template = llm.metadata.get("tokenizer.chat_template")
-        if llm.chat_handler is None and llm.chat_format == "chat_template.default" and template:
-            from llama_cpp import llama_chat_format
-
-            model = llm._model
-            eos_id, bos_id = llm.token_eos(), llm.token_bos()
-            self._formatter = llama_chat_format.Jinja2ChatFormatter(
-                template=template,
-                eos_token=model.token_get_text(eos_id) if eos_id != -1 else "",
-                bos_token=model.token_get_text(bos_id) if bos_id != -1 else "",
-                stop_token_ids=[eos_id],
-            )
+        self._formatter = _chat_formatter(llm)
 
     def tokens(self, llm: Any, messages: Sequence[dict[str, str]]) -> list[int] | None:
         if self._formatter is None:
             return None
-        result = self._formatter(messages=list(messages))
+        # The same arguments the handler passes for a plain chat request.
+        result = self._formatter(
+            messages=list(messages),
+            functions=None,
+            function_call=None,
+            tools=None,
+            tool_choice=None,
+        )
         return list(
             llm.tokenize(
                 result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
             )
         )
+
+
+def _chat_formatter(llm: Any) -> Any:
+    if llm.chat_handler is not None or not llm.chat_format:
+        return None
+    from llama_cpp import llama_chat_format
+
+    # The lookup create_chat_completion itself makes.
+    handler = llm._chat_handlers.get(llm.chat_format)
+    if handler is None:
+        try:
+            handler = llama_chat_format.get_chat_completion_handler(llm.chat_format)
+        except ValueError:  # an unknown name: create_chat_completion will report it
+            return None
+    try:
+        formatter = inspect.getclosurevars(handler).nonlocals.get("chat_formatter")
+    except TypeError:  # not a Python function (a handler object with __call__)
+        return None
+    return formatter if callable(formatter) else None
 
 
 def prefill(llm: Any, tokens: Sequence[int], cancel: CancelSignal | None) -> bool:

@@ -62,22 +62,25 @@ def _evaluated(model: TextGenerator) -> list[int]:
     return list(model._llm._input_ids)  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("kind", ["completion", "chat"])
+@pytest.mark.parametrize("kind", ["completion", "chat-template", "chat-named"])
 def test_predicted_prompt_tokens_are_what_the_model_reads(
     gemma: TextGenerator, smollm: TextGenerator, kind: str
 ) -> None:
     # Sliced prefill relies on this prediction for its speed (not its correctness): a wrong
     # one would have llama.cpp read the prompt a second time.
+    messages = (
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": LONG_TEXT},
+    )
     if kind == "completion":
         model, request = gemma, GenerationRequest(prompt=LONG_TEXT, max_tokens=1)
-        predicted = model._prompt_tokens(model._llm, request)  # type: ignore[attr-defined]
-    else:
-        messages = (
-            {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": LONG_TEXT},
-        )
+    elif kind == "chat-template":  # SmolLM2 chats with the template in its GGUF
         model, request = smollm, GenerationRequest(messages=messages, max_tokens=1)
-        predicted = model._prompt_tokens(model._llm, request)  # type: ignore[attr-defined]
+        assert model._llm.chat_format == "chat_template.default"  # type: ignore[attr-defined]
+    else:  # the base Gemma has no template: llama-cpp-python falls back to a named format
+        model, request = gemma, GenerationRequest(messages=messages, max_tokens=1)
+        assert model._llm.chat_format == "llama-2"  # type: ignore[attr-defined]
+    predicted = model._prompt_tokens(model._llm, request)  # type: ignore[attr-defined]
     assert predicted is not None and len(predicted) > 500
     events = list(model.stream(request, threading.Event()))
     assert events[-1].tokens_in == len(predicted)  # type: ignore[union-attr]
