@@ -187,6 +187,39 @@ def test_features_are_finite_for_odd_inputs() -> None:
         assert x.shape == (len(FEATURE_NAMES),) and np.isfinite(x).all()
 
 
+def test_chinese_prompts_count_what_their_english_versions_count() -> None:
+    # One router serves both languages, so a Chinese problem must fill the same columns as
+    # its English translation: numbers glued to Han characters, numerals with a measure word,
+    # 。/？ as sentence ends and question marks, 几/多少钱/什么 as the question's kind.
+    en = (
+        "Tom has 3 apples. He buys 5 more apples for $2 each. If he gives half to Amy, "
+        "how many apples does he have left?"
+    )
+    zh = "小明有3个苹果。他又买了5个苹果，每个2元。如果他把一半给小红，他还剩几个苹果？"
+    a, b = (dict(zip(FEATURE_NAMES, extract(t), strict=True)) for t in (en, zh))
+    for name in (
+        "log_numbers",
+        "distinct_numbers",
+        "log_max_number",
+        "log_word_numbers",
+        "log_quantities",
+        "sentences_with_numbers",
+        "money",
+        "conditions",
+        "scaling",
+        "questions",
+        "question_last",
+        "q_how_many",
+    ):
+        assert b[name] == a[name], name
+    assert b["log_sentences"] == a["log_sentences"] and b["relations"] >= 3
+    units = dict(zip(FEATURE_NAMES, extract("两小时走了三公里，一共花了多少钱？"), strict=True))
+    assert units["log_word_numbers"] == pytest.approx(np.log1p(2))
+    assert units["q_how_much"] == 1.0 and units["distinct_units"] == 2.0
+    what = dict(zip(FEATURE_NAMES, extract("下面哪个城市是首都？\nA、上海\nB、北京"), strict=True))
+    assert what["q_what_which"] == 1.0 and what["choices"] == 2.0
+
+
 def test_save_load_round_trip(tmp_path: Path) -> None:
     prompts, dev, cloud = _synthetic()
     router = DifficultyRouter.fit(prompts, dev, cloud, seed=7)

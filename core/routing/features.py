@@ -4,6 +4,11 @@ Everything here is computed from the prompt text alone with the standard library
 so it runs on device before routing. The features describe size, structure and quantitative
 load (how many numbers and relations a reader must track); none of them name a benchmark, so
 they carry over from math word problems to other question styles.
+
+Chinese text counts the same things: each Han character is a word, 。！？ end sentences, and
+numerals with a measure word ("三个", "两小时"), 百分之, 元/块 and Chinese relation, condition
+and question words feed the same columns as their English counterparts, so one router serves
+both. (Digits glued to Han characters, "有3个", are numbers too.)
 """
 
 from __future__ import annotations
@@ -14,15 +19,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-_NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9_.])[-+]?\d[\d,]*(?:\.\d+)?")
 _FRACTION = re.compile(r"\b\d+\s*/\s*\d+\b")
 _DECIMAL = re.compile(r"\b\d+\.\d+\b")
-_PERCENT = re.compile(r"\d\s*%|\bpercent(?:age)?s?\b", re.I)
+_PERCENT = re.compile(r"\d\s*[%％]|\bpercent(?:age)?s?\b|百分之|折", re.I)
 _MONEY = re.compile(
-    r"[$€£¥]\s*\d|\b(?:dollars?|cents?|euros?|pounds? sterling|price|cost|paid|pay)\b", re.I
+    r"[$€£¥￥]\s*\d|\b(?:dollars?|cents?|euros?|pounds? sterling|price|cost|paid|pay)\b"
+    r"|[元块角]钱?|价格|价钱|费用|花了|付了|工资",
+    re.I,
 )
-_WORD = re.compile(r"[A-Za-z']+|\d[\d,.]*")
-_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD = re.compile(rf"[A-Za-z']+|\d[\d,.]*|[{_HAN}]")
+_HAS_HAN = re.compile(rf"[{_HAN}]")
+_SENTENCE = re.compile(r"[^.!?\n。！？]+[.!?。！？]?")
 _CAPITALIZED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
 
 # Spelled-out quantities count as much load as digits ("three", "twice", "a dozen").
@@ -48,7 +57,25 @@ _CONDITIONS = frozenset("if then after before until when while unless except onl
 _NEGATIONS = frozenset("not no never none neither nor without cannot isn't doesn't don't".split())
 # Scaling words tie one quantity to another multiplicatively, a classic source of slips.
 _SCALING = frozenset("times twice half double triple thrice quarter third".split())
-_CHOICE_MARK = re.compile(r"(?m)^\s*\(?[A-Ha-h][).:]\s+|\s\([A-Ha-h]\)\s")
+_CHOICE_MARK = re.compile(r"(?m)^\s*\(?[A-Ha-h][).:]\s+|^\s*[A-H][、．]|\s\([A-Ha-h]\)\s")
+
+# Chinese counterparts, matched on the text: Chinese has no spaces to split words on.
+_CN_QUANTITY = re.compile(
+    r"[零〇一二两三四五六七八九十百千万亿]+"
+    r"(?:[个只本元块条张天年月日周岁斤克米次倍分位名辆件份杯瓶盒箱页道棵颗朵头匹层台支]"
+    r"|小时|分钟|公里|千米|公斤|千克|厘米|毫升|星期)|半"
+)
+_CN_UNITS = re.compile(r"小时|分钟|秒|天|星期|周|月|年|公里|千米|厘米|米|公斤|千克|克|斤|毫升|升")
+_CN_RELATIONS = re.compile(
+    r"多(?!少)|少|比|倍|半|每|又|平均|总共|一共|剩|差|增加|减少|折扣|利润|利息|平分|分给|分成|各"
+)
+_CN_CONDITIONS = re.compile(r"如果|假如|那么|之后|以后|之前|以前|直到|当|除非|只有|然后")
+_CN_NEGATIONS = re.compile(r"不|没|无|未|别")
+_CN_SCALING = re.compile(r"倍|半|分之")
+_CN_CONJUNCTIONS = re.compile(r"和|并且|而且|以及")
+_CN_HOW_MUCH = re.compile(r"多少钱|多少元|多少块")
+_CN_HOW_MANY = re.compile(r"多少|几")
+_CN_WHAT = re.compile(r"什么|哪")
 
 FEATURE_NAMES: tuple[str, ...] = (
     "log_chars",
@@ -117,9 +144,21 @@ def extract(prompt: str) -> np.ndarray:
 
     numbers = [v for v in (_to_float(t) for t in _NUMBER.findall(text)) if v is not None]
     word_numbers = sum(w in _WORD_NUMBERS for w in lower_words)
-    quantities = len(numbers) + word_numbers
     unit_words = [w for w in lower_words if w in _UNITS]
     relations = sum(w in _RELATIONS for w in lower_words)
+    conditions = sum(w in _CONDITIONS for w in lower_words)
+    negations = sum(w in _NEGATIONS for w in lower_words)
+    scaling = sum(w in _SCALING for w in lower_words)
+    conjunctions = lower_words.count("and")
+    if _HAS_HAN.search(text):
+        word_numbers += len(_CN_QUANTITY.findall(text))
+        unit_words += _CN_UNITS.findall(text)
+        relations += len(_CN_RELATIONS.findall(text))
+        conditions += len(_CN_CONDITIONS.findall(text))
+        negations += len(_CN_NEGATIONS.findall(text))
+        scaling += len(_CN_SCALING.findall(text))
+        conjunctions += len(_CN_CONJUNCTIONS.findall(text))
+    quantities = len(numbers) + word_numbers
     digits = sum(ch.isdigit() for ch in text)
     # Capitalized words past a sentence start are mostly names: more actors, more state to track.
     capitalized = _CAPITALIZED.findall(text)
@@ -132,6 +171,13 @@ def extract(prompt: str) -> np.ndarray:
     q_how_many = qtext.startswith("how many")
     q_how_much = qtext.startswith("how much")
     q_what = qtext.startswith(("what", "which"))
+    if qidx < 0 and last:
+        # A Chinese question word sits inside its sentence, and options may follow it.
+        asked = [s for s in sentences if s.rstrip().endswith("？")]
+        qsent = asked[-1] if asked else last
+        q_how_much = bool(_CN_HOW_MUCH.search(qsent))
+        q_how_many = not q_how_much and bool(_CN_HOW_MANY.search(qsent))
+        q_what = not (q_how_much or q_how_many) and bool(_CN_WHAT.search(qsent))
     q_other = not (q_how_many or q_how_much or q_what)
 
     return np.array(
@@ -157,25 +203,25 @@ def extract(prompt: str) -> np.ndarray:
             float(len(set(unit_words))),
             float(relations),
             relations / n_words,
-            float(sum(w in _CONDITIONS for w in lower_words)),
-            float(sum(w in _NEGATIONS for w in lower_words)),
+            float(conditions),
+            float(negations),
             float(len(capitalized)),
             float(len(set(capitalized))),
-            float(lower_words.count("and")),
-            float(sum(w in _SCALING for w in lower_words)),
+            float(conjunctions),
+            float(scaling),
             float(sum(any(ch.isdigit() for ch in s) for s in sentences)),
             math.log1p(len(vocab)),
             len(vocab) / n_words,
-            float(text.count(",")),
-            float(text.count("?")),
+            float(sum(text.count(mark) for mark in ",，、")),
+            float(text.count("?") + text.count("？")),
             float(text.count("\n")),
-            float(text.count("(")),
+            float(text.count("(") + text.count("（")),
             float(len(_CHOICE_MARK.findall(text))),
             float(q_how_many),
             float(q_how_much),
             float(q_what),
             float(q_other),
-            float(text.rstrip().endswith("?")),
+            float(text.rstrip().endswith(("?", "？"))),
         ],
         dtype=np.float64,
     )
