@@ -309,12 +309,14 @@ class Orchestrator:
         no router were configured, and the record says why.
         """
         path = self.config.routing.difficulty_router
-        if not path or not cls.text_field or not self._has_cloud:
-            return None, None
-        text = getattr(valid, cls.text_field, None)
-        if not isinstance(text, str):
+        if not path or not self._has_cloud:
             return None, None
         try:
+            text = cls.routing_text(valid)  # a plugin's override may fail like the router
+            if text is None or (isinstance(text, str) and not text.strip()):
+                return None, None
+            if not isinstance(text, str):
+                raise TypeError(f"{cls.name}.routing_text gave {type(text).__name__}, not str")
             with self._lock:
                 if self._difficulty_router is None:
                     from aios.routing.difficulty import DifficultyRouter

@@ -60,6 +60,16 @@ class Skill:
         """Answer without any model when none fits the device; ``None`` if the skill cannot."""
         return None
 
+    @classmethod
+    def routing_text(cls, inp: Any) -> str | None:
+        """The text the learned difficulty router scores for this (validated) input.
+
+        By default the ``text_field``'s value. A skill whose question sits elsewhere (a chat's
+        latest user turn) returns that; one with nothing to rank (a folder path) returns None.
+        """
+        value = getattr(inp, cls.text_field, None) if cls.text_field else None
+        return value if isinstance(value, str) else None
+
 
 class Agent(Skill):
     """A plugin that plans and calls other skills through ``ctx.call_skill``.

@@ -52,6 +52,11 @@ class Chat(Skill):
     capabilities = frozenset({Capability.text_generation})
     sensitivity = Sensitivity.personal
 
+    @classmethod
+    def routing_text(cls, inp: Any) -> str | None:
+        # The router ranks single questions; in a conversation that is the latest user turn.
+        return next((m.content for m in reversed(inp.messages) if m.role == "user"), None)
+
     def stream(self, inp: Any, ctx: SkillContext) -> SkillStream:
         messages = tuple(m.model_dump() for m in inp.messages)
         done = yield from ctx.stream(

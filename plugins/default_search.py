@@ -117,6 +117,10 @@ class Index(Skill):
     data_classes = frozenset({DataClass.documents, DataClass.photos, DataClass.location})
     text_field = "path"
 
+    @classmethod
+    def routing_text(cls, inp: Any) -> str | None:
+        return None  # a folder to index is no question to rank
+
     def _root(self, path: str, ctx: SkillContext) -> Path:
         """The folder to index; for an app, only inside the OEM's ``index.app_roots``.
 

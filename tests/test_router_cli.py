@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -124,11 +125,24 @@ def test_the_policy_uses_the_fitted_router(tmp_path: Path) -> None:
         easy = min(scores, key=scores.__getitem__)
         hard_rec = orch.explain("generate", {"prompt": hard})
         easy_rec = orch.explain("generate", {"prompt": easy})
+        # A chat is ranked by its latest user turn, whatever came before it.
+        chat = [
+            {"role": "system", "content": "You are a careful math tutor."},
+            {"role": "user", "content": easy},
+            {"role": "assistant", "content": "Done. Anything else?"},
+            {"role": "user", "content": hard},
+        ]
+        chat_hard = orch.explain("chat", {"messages": chat})
+        chat_easy = orch.explain(
+            "chat", {"messages": [*chat[:-1], {"role": "user", "content": easy}]}
+        )
     finally:
         orch.close()
     assert hard_rec.tier.value == "cloud" and easy_rec.tier.value == "device"
     assert any(d.reason.startswith("difficulty") and ">=" in d.reason for d in hard_rec.reasons)
     assert any(d.reason.startswith("difficulty") and "<" in d.reason for d in easy_rec.reasons)
+    assert chat_hard.tier.value == "cloud" and chat_easy.tier.value == "device"
+    assert f"difficulty {scores[hard]:.2f} >=" in " ".join(d.reason for d in chat_hard.reasons)
 
 
 def _router_config(tmp_path: Path, artifact: Path) -> Path:
@@ -175,3 +189,30 @@ def test_a_router_broken_after_start_degrades_to_prefer_local(tmp_path: Path) ->
         assert rec.tier.value == "device"
         tier = [d.reason for d in rec.reasons if d.stage == "tier"]
         assert tier and "difficulty router unavailable" in tier[0] and "ValueError" in tier[0]
+
+
+def test_a_skill_whose_routing_text_fails_is_routed_without_a_score(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin's broken ``routing_text`` is its own bug: the request still routes, as if no
+    router were configured, and the record names the problem; a skill with nothing to rank
+    (indexing a folder) gets no score at all."""
+    from aios.routing.difficulty import DifficultyRouter, load_labeled_csv
+
+    data = load_labeled_csv(GSM8K, device_col=MAP[1], cloud_col=MAP[3])
+    artifact = tmp_path / "router.bin"
+    DifficultyRouter.fit(
+        data.prompts[:200], data.device_correct[:200], data.cloud_correct[:200]
+    ).save(artifact)
+    cfg, path = load_config(_router_config(tmp_path, artifact))
+    orch = Orchestrator(cfg, config_path=path, strict=True, extra_plugins=_SCRIPTED)
+    try:
+        assert orch.skill_class("index").routing_text(SimpleNamespace(path="/sdcard")) is None
+        chat = orch.skill_class("chat")
+        monkeypatch.setattr(chat, "routing_text", classmethod(lambda cls, inp: 42))
+        rec = orch.explain("chat", {"messages": [{"role": "user", "content": data.prompts[0]}]})
+    finally:
+        orch.close()
+    tier = [d.reason for d in rec.reasons if d.stage == "tier"]
+    assert rec.tier.value == "device"
+    assert tier and "chat.routing_text gave int, not str" in tier[0], tier
