@@ -63,6 +63,7 @@ CASES = [
         {},
         "--input's 'text' and --text both give the text",
     ),
+    (["explain", "chat", "--text", "hi"], {}, "--text: this skill takes no text; give --input"),
     (["index", "status", "--user", "../../elsewhere"], {}, "is not a profile name"),
     (["report", "cost", "--since-hours", "-5"], {}, "must be a positive number of hours"),
     (["skills"], {"AIOS_HOME": "{junk}"}, "is not a directory"),
