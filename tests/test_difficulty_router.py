@@ -220,6 +220,18 @@ def test_chinese_prompts_count_what_their_english_versions_count() -> None:
     assert what["q_what_which"] == 1.0 and what["choices"] == 2.0
 
 
+def test_a_long_prompt_is_read_as_its_head_and_tail() -> None:
+    from aios.routing.features import MAX_CHARS
+
+    question = " How many pages did she read in all?"
+    long = "Mia read 12 pages on Monday and twice as many on Tuesday. " * 4000 + question
+    head_tail = long[: MAX_CHARS - 1000] + "\n" + long[-1000:]
+    np.testing.assert_array_equal(extract(long), extract(head_tail))
+    x = dict(zip(FEATURE_NAMES, extract(long), strict=True))
+    assert x["q_how_many"] == 1.0 and x["question_last"] == 1.0  # the tail's question is read
+    assert x["log_chars"] == pytest.approx(np.log1p(MAX_CHARS + 1))  # with the joining newline
+
+
 def test_save_load_round_trip(tmp_path: Path) -> None:
     prompts, dev, cloud = _synthetic()
     router = DifficultyRouter.fit(prompts, dev, cloud, seed=7)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,6 +32,7 @@ _MONEY = re.compile(
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _WORD = re.compile(rf"[A-Za-z']+|\d[\d,.]*|[{_HAN}]")
 _HAS_HAN = re.compile(rf"[{_HAN}]")
+_ANY_DIGIT = re.compile(r"\d")
 _SENTENCE = re.compile(r"[^.!?\n。！？]+[.!?。！？]?")
 _CAPITALIZED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")
 
@@ -121,6 +123,14 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
+# Routing runs on every request, so a 200,000-character document must not take 150-300 ms
+# to describe. Past this size the features read the first 2,000 and last 1,000 characters:
+# the task or question of a long prompt sits at one of its ends, and every size feature has
+# long saturated by then. (GSM8K prompts are all far shorter: their features are unchanged.)
+MAX_CHARS = 3_000
+_HEAD_CHARS = 2_000
+
+
 def _to_float(token: str) -> float | None:
     try:
         return float(token.replace(",", ""))
@@ -132,24 +142,33 @@ def extract(prompt: str) -> np.ndarray:
     """Feature vector for one prompt, ordered as ``FEATURE_NAMES``.
 
     Counts go through log1p because difficulty grows roughly with the log of size and
-    the raw counts have long tails that would dominate a linear model.
+    the raw counts have long tails that would dominate a linear model. A prompt longer than
+    ``MAX_CHARS`` is read as its head and tail (see there).
     """
     text = prompt.strip()
+    if len(text) > MAX_CHARS:
+        text = text[:_HEAD_CHARS] + "\n" + text[len(text) - (MAX_CHARS - _HEAD_CHARS) :]
     lower = text.lower()
     words = _WORD.findall(text)
-    lower_words = [w.lower().strip("'") for w in words]
+    lower_words = [w.strip("'") if "'" in w else w for w in _WORD.findall(lower)]
     n_words = max(len(words), 1)
     sentences = [s for s in _SENTENCE.findall(text) if s.strip()]
     n_sent = max(len(sentences), 1)
 
     numbers = [v for v in (_to_float(t) for t in _NUMBER.findall(text)) if v is not None]
-    word_numbers = sum(w in _WORD_NUMBERS for w in lower_words)
-    unit_words = [w for w in lower_words if w in _UNITS]
-    relations = sum(w in _RELATIONS for w in lower_words)
-    conditions = sum(w in _CONDITIONS for w in lower_words)
-    negations = sum(w in _NEGATIONS for w in lower_words)
-    scaling = sum(w in _SCALING for w in lower_words)
-    conjunctions = lower_words.count("and")
+    # Counted over distinct words: a Chinese text has one word per character.
+    counts = Counter(lower_words)
+
+    def occurrences(vocabulary: frozenset[str]) -> int:
+        return sum(n for w, n in counts.items() if w in vocabulary)
+
+    word_numbers = occurrences(_WORD_NUMBERS)
+    unit_words = [w for w in counts if w in _UNITS for _ in range(counts[w])]
+    relations = occurrences(_RELATIONS)
+    conditions = occurrences(_CONDITIONS)
+    negations = occurrences(_NEGATIONS)
+    scaling = occurrences(_SCALING)
+    conjunctions = counts["and"]
     if _HAS_HAN.search(text):
         word_numbers += len(_CN_QUANTITY.findall(text))
         unit_words += _CN_UNITS.findall(text)
@@ -159,10 +178,10 @@ def extract(prompt: str) -> np.ndarray:
         scaling += len(_CN_SCALING.findall(text))
         conjunctions += len(_CN_CONJUNCTIONS.findall(text))
     quantities = len(numbers) + word_numbers
-    digits = sum(ch.isdigit() for ch in text)
+    digits = sum(map(str.isdigit, text))
     # Capitalized words past a sentence start are mostly names: more actors, more state to track.
     capitalized = _CAPITALIZED.findall(text)
-    vocab = set(lower_words)
+    vocab = counts.keys()
 
     # The question is usually the last sentence; its opener says what kind of answer is asked.
     last = sentences[-1].strip().lower() if sentences else ""
@@ -186,8 +205,8 @@ def extract(prompt: str) -> np.ndarray:
             math.log1p(len(words)),
             math.log1p(len(sentences)),
             len(words) / n_sent,
-            sum(len(w) for w in words) / n_words,
-            sum(len(w) >= 8 for w in words) / n_words,
+            sum(map(len, words)) / n_words,
+            sum(1 for w in words if len(w) >= 8) / n_words,
             math.log1p(len(numbers)),
             math.log1p(word_numbers),
             math.log1p(quantities),
@@ -209,7 +228,7 @@ def extract(prompt: str) -> np.ndarray:
             float(len(set(capitalized))),
             float(conjunctions),
             float(scaling),
-            float(sum(any(ch.isdigit() for ch in s) for s in sentences)),
+            float(sum(1 for s in sentences if _ANY_DIGIT.search(s))),
             math.log1p(len(vocab)),
             len(vocab) / n_words,
             float(sum(text.count(mark) for mark in ",，、")),
