@@ -61,6 +61,12 @@ class Skill:
         return None
 
     @classmethod
+    def input_from_text(cls, text: str) -> dict[str, Any] | None:
+        """The input that `aios run SKILL --text/--file/stdin` makes of ``text``; None when the
+        skill takes no text. By default ``{text_field: text}``; a chat makes it a user turn."""
+        return {cls.text_field: text} if cls.text_field else None
+
+    @classmethod
     def routing_text(cls, inp: Any) -> str | None:
         """The text the learned difficulty router scores for this (validated) input.
 

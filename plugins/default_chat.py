@@ -53,6 +53,10 @@ class Chat(Skill):
     sensitivity = Sensitivity.personal
 
     @classmethod
+    def input_from_text(cls, text: str) -> dict[str, Any] | None:
+        return {"messages": [{"role": "user", "content": text}]}
+
+    @classmethod
     def routing_text(cls, inp: Any) -> str | None:
         # The router ranks single questions; in a conversation that is the latest user turn.
         return next((m.content for m in reversed(inp.messages) if m.role == "user"), None)

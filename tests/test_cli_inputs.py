@@ -63,7 +63,12 @@ CASES = [
         {},
         "--input's 'text' and --text both give the text",
     ),
-    (["explain", "chat", "--text", "hi"], {}, "--text: this skill takes no text; give --input"),
+    (["explain", "image", "--text", "hi"], {}, "--text: this skill takes no text; give --input"),
+    (
+        ["explain", "chat", "--text", "x", "--input", '{"messages": []}'],
+        {},
+        "--input's 'messages' and --text both give the text",
+    ),
     (["index", "status", "--user", "../../elsewhere"], {}, "is not a profile name"),
     (["report", "cost", "--since-hours", "-5"], {}, "must be a positive number of hours"),
     (["skills"], {"AIOS_HOME": "{junk}"}, "is not a directory"),
@@ -166,3 +171,19 @@ def test_aios_offline_spellings(monkeypatch: pytest.MonkeyPatch, value: str, off
     """An explicit no turns it off; anything unclear keeps the data on the device."""
     monkeypatch.setenv("AIOS_OFFLINE", value)
     assert forced_offline() is offline
+
+
+def test_text_becomes_a_chat_user_turn(files: dict[str, str]) -> None:
+    """`--text`, `--file` and a pipe fill a chat's messages as one user turn."""
+    env = {"AIOS_HOME": files["home"]}
+    note = Path(files["tmp"]) / "question.txt"
+    note.write_text("What is 12 times 7?", encoding="utf-8")
+    for args, stdin in (
+        (["--text", "What is 12 times 7?"], None),
+        (["--file", str(note)], None),
+        ([], "What is 12 times 7?"),
+    ):
+        proc = run_cli("explain", "chat", "--json", *args, env=env, timeout=60, stdin=stdin)
+        assert proc.returncode == 0, proc.stderr
+        record = json.loads(proc.stdout)
+        assert record["skill"] == "chat" and record["status"] == "explained"

@@ -259,17 +259,19 @@ def _payload(orch: Any, args: argparse.Namespace, extra: list[str]) -> tuple[Any
             raise InvalidInputError(cls.name, ["--input must be a JSON object"])
     if cls.file_field and args.file:
         payload[cls.file_field] = str(Path(args.file).expanduser())  # the skill reads it
+    # Which fields text fills, to spot --input giving them too.
+    text_fields = list(cls.input_from_text("") or {})
     unused = [f"--{n}" for n in ("text", "file") if getattr(args, n, None) is not None]
-    if unused and not cls.text_field and not (cls.file_field and args.file):
+    if unused and not text_fields and not (cls.file_field and args.file):
         # Dropping it silently would leave the user reading "field required" for what they gave.
         fields = ", ".join(cls.Input.model_fields)
         raise InvalidInputError(
             cls.name,
             [f"{' and '.join(unused)}: this skill takes no text; give --input with {fields}"],
         )
-    text = _read_text(args, cls.text_field, payload) if cls.text_field else None
+    text = _read_text(args, text_fields[0], payload) if text_fields else None
     if text is not None:
-        payload[cls.text_field] = text
+        payload.update(cls.input_from_text(text) or {})
     payload.update(_field_options(cls, extra))
     return cls, payload
 

@@ -56,13 +56,10 @@ def simulate(args: argparse.Namespace) -> int:
     )
     try:
         cls = orch.skill_class(args.skill)
-        payload: dict[str, Any] = {}
-        if cls.text_field:
-            text = args.text
-            if text is None:
-                sample = resources.files("aios.data").joinpath(SAMPLE_DOCUMENT)
-                text = sample.read_text(encoding="utf-8")
-            payload[cls.text_field] = text
+        text = args.text
+        if text is None:
+            text = resources.files("aios.data").joinpath(SAMPLE_DOCUMENT).read_text("utf-8")
+        payload: dict[str, Any] = cls.input_from_text(text) or {}
         steps = []
         for t in trace.times:
             sim.seek(t)
