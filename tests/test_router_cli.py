@@ -169,8 +169,8 @@ def test_config_validate_reports_a_junk_router_artifact(tmp_path: Path) -> None:
     ), problems
 
 
-def test_a_router_broken_after_start_degrades_to_prefer_local(tmp_path: Path) -> None:
-    """The router only ranks requests: losing it must not fail them, and the record says so."""
+def _small_router_service(tmp_path: Path) -> tuple[Orchestrator, Path, list[str]]:
+    """An orchestrator whose config names a router fitted on 200 GSM8K prompts."""
     from aios.routing.difficulty import DifficultyRouter, load_labeled_csv
 
     data = load_labeled_csv(GSM8K, device_col=MAP[1], cloud_col=MAP[3])
@@ -180,9 +180,15 @@ def test_a_router_broken_after_start_degrades_to_prefer_local(tmp_path: Path) ->
     ).save(artifact)
     cfg, path = load_config(_router_config(tmp_path, artifact))
     orch = Orchestrator(cfg, config_path=path, strict=True, extra_plugins=_SCRIPTED)
+    return orch, artifact, data.prompts
+
+
+def test_a_router_broken_after_start_degrades_to_prefer_local(tmp_path: Path) -> None:
+    """The router only ranks requests: losing it must not fail them, and the record says so."""
+    orch, artifact, prompts = _small_router_service(tmp_path)
     artifact.write_bytes(b"replaced by junk after the config was checked")
     try:
-        records = [orch.explain("generate", {"prompt": p}) for p in data.prompts[:3]]
+        records = [orch.explain("generate", {"prompt": p}) for p in prompts[:3]]
     finally:
         orch.close()
     for rec in records:
@@ -197,20 +203,12 @@ def test_a_skill_whose_routing_text_fails_is_routed_without_a_score(
     """A plugin's broken ``routing_text`` is its own bug: the request still routes, as if no
     router were configured, and the record names the problem; a skill with nothing to rank
     (indexing a folder) gets no score at all."""
-    from aios.routing.difficulty import DifficultyRouter, load_labeled_csv
-
-    data = load_labeled_csv(GSM8K, device_col=MAP[1], cloud_col=MAP[3])
-    artifact = tmp_path / "router.bin"
-    DifficultyRouter.fit(
-        data.prompts[:200], data.device_correct[:200], data.cloud_correct[:200]
-    ).save(artifact)
-    cfg, path = load_config(_router_config(tmp_path, artifact))
-    orch = Orchestrator(cfg, config_path=path, strict=True, extra_plugins=_SCRIPTED)
+    orch, artifact, prompts = _small_router_service(tmp_path)
     try:
         assert orch.skill_class("index").routing_text(SimpleNamespace(path="/sdcard")) is None
         chat = orch.skill_class("chat")
         monkeypatch.setattr(chat, "routing_text", classmethod(lambda cls, inp: 42))
-        rec = orch.explain("chat", {"messages": [{"role": "user", "content": data.prompts[0]}]})
+        rec = orch.explain("chat", {"messages": [{"role": "user", "content": prompts[0]}]})
     finally:
         orch.close()
     tier = [d.reason for d in rec.reasons if d.stage == "tier"]
