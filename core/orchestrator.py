@@ -313,10 +313,10 @@ class Orchestrator:
             return None, None
         try:
             text = cls.routing_text(valid)  # a plugin's override may fail like the router
-            if text is None or (isinstance(text, str) and not text.strip()):
-                return None, None
-            if not isinstance(text, str):
+            if not isinstance(text, str | None):
                 raise TypeError(f"{cls.name}.routing_text gave {type(text).__name__}, not str")
+            if not text or text.isspace():
+                return None, None
             with self._lock:
                 if self._difficulty_router is None:
                     from aios.routing.difficulty import DifficultyRouter

@@ -149,8 +149,9 @@ def extract(prompt: str) -> np.ndarray:
     if len(text) > MAX_CHARS:
         text = text[:_HEAD_CHARS] + "\n" + text[len(text) - (MAX_CHARS - _HEAD_CHARS) :]
     lower = text.lower()
-    words = _WORD.findall(text)
-    lower_words = [w.strip("'") if "'" in w else w for w in _WORD.findall(lower)]
+    # Tokenized once, lowercased: case changes no token's length, only its spelling.
+    words = _WORD.findall(lower)
+    lower_words = [w.strip("'") if "'" in w else w for w in words]
     n_words = max(len(words), 1)
     sentences = [s for s in _SENTENCE.findall(text) if s.strip()]
     n_sent = max(len(sentences), 1)
@@ -163,15 +164,19 @@ def extract(prompt: str) -> np.ndarray:
         return sum(n for w, n in counts.items() if w in vocabulary)
 
     word_numbers = occurrences(_WORD_NUMBERS)
-    unit_words = [w for w in counts if w in _UNITS for _ in range(counts[w])]
+    units = occurrences(_UNITS)
+    distinct_units = {w for w in counts if w in _UNITS}
     relations = occurrences(_RELATIONS)
     conditions = occurrences(_CONDITIONS)
     negations = occurrences(_NEGATIONS)
     scaling = occurrences(_SCALING)
     conjunctions = counts["and"]
-    if _HAS_HAN.search(text):
+    han = _HAS_HAN.search(text) is not None
+    if han:
         word_numbers += len(_CN_QUANTITY.findall(text))
-        unit_words += _CN_UNITS.findall(text)
+        cn_units = _CN_UNITS.findall(text)
+        units += len(cn_units)
+        distinct_units.update(cn_units)
         relations += len(_CN_RELATIONS.findall(text))
         conditions += len(_CN_CONDITIONS.findall(text))
         negations += len(_CN_NEGATIONS.findall(text))
@@ -190,7 +195,7 @@ def extract(prompt: str) -> np.ndarray:
     q_how_many = qtext.startswith("how many")
     q_how_much = qtext.startswith("how much")
     q_what = qtext.startswith(("what", "which"))
-    if qidx < 0 and last:
+    if han and qidx < 0 and last:
         # A Chinese question word sits inside its sentence, and options may follow it.
         asked = [s for s in sentences if s.rstrip().endswith("？")]
         qsent = asked[-1] if asked else last
@@ -218,8 +223,8 @@ def extract(prompt: str) -> np.ndarray:
             float(len(_FRACTION.findall(text))),
             float(len(_PERCENT.findall(text))),
             float(len(_MONEY.findall(text))),
-            float(len(unit_words)),
-            float(len(set(unit_words))),
+            float(units),
+            float(len(distinct_units)),
             float(relations),
             relations / n_words,
             float(conditions),
