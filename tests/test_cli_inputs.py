@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -187,3 +188,15 @@ def test_text_becomes_a_chat_user_turn(files: dict[str, str]) -> None:
         assert proc.returncode == 0, proc.stderr
         record = json.loads(proc.stdout)
         assert record["skill"] == "chat" and record["status"] == "explained"
+    # What the command hands the orchestrator: the text as the one user turn.
+    from aios.cli.commands import _payload
+    from aios.plugins.default_chat import Chat
+
+    orch = SimpleNamespace(skill_class=lambda name: Chat)
+    for given in ({"text": "What is 12 times 7?", "file": None}, {"text": None, "file": str(note)}):
+        args = SimpleNamespace(skill="chat", input=None, **given)
+        _, payload = _payload(orch, args, ["--max-tokens", "9"])
+        assert payload == {
+            "messages": [{"role": "user", "content": "What is 12 times 7?"}],
+            "max_tokens": "9",
+        }
