@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(
             f"split {split}: learned ds95={learned['device_share_at_95']:.3f} "
             f"random={rnd['device_share_at_95']:.3f} length={length['device_share_at_95']:.3f} "
-            f"alpha={router.metadata['alpha']:g}",
+            f"penalty/row={router.metadata['alpha'] / len(train):g} "
+            f"word-bag cv corr={router.metadata['word_bag']['cv_corr'] or 0:.3f}",
             file=sys.stderr,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -245,10 +246,98 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.score_many(prompts), scores)
     meta = loaded.metadata
     assert meta["n_train"] == len(prompts) and meta["seed"] == 7
-    assert meta["target"] == "cloud_gain" and meta["feature_names"] == list(FEATURE_NAMES)
+    assert meta["target"] == "cloud_gain"
+    assert meta["feature_names"] == [*FEATURE_NAMES, "word_bag"]
+    assert meta["word_bag"]["buckets"] == 2048 and meta["alpha"] in meta["alpha_grid"]
     assert meta["embedder"] is None and "created" in meta
     with np.load(path, allow_pickle=False) as z:  # nothing in the artifact needs pickle
         assert all(z[k].dtype != object for k in z.files)
+
+
+def test_a_version_1_artifact_without_a_word_bag_still_loads(tmp_path: Path) -> None:
+    prompts, dev, cloud = _synthetic()
+    path = tmp_path / "router.npz"
+    DifficultyRouter.fit(prompts, dev, cloud).save(path)
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if not k.startswith("word_")}
+    meta = json.loads(str(arrays["metadata"]))
+    meta.update(format_version=1, feature_names=list(FEATURE_NAMES))
+    arrays["metadata"] = np.array(json.dumps(meta))
+    n = len(FEATURE_NAMES)  # version 1 had one column per cheap feature
+    for key in ("feature_mean", "feature_scale", "coef"):
+        arrays[key] = arrays[key][:n]
+    old = tmp_path / "v1.npz"
+    with open(old, "wb") as f:
+        np.savez(f, **arrays)
+    loaded = DifficultyRouter.load(old)
+    x = (extract(prompts[0]) - arrays["feature_mean"]) / arrays["feature_scale"]
+    raw = float(x @ arrays["coef"] + arrays["intercept"])
+    z_ = (raw - float(arrays["score_center"])) / float(arrays["score_scale"])
+    assert loaded.score(prompts[0]) == pytest.approx(1 / (1 + math.exp(-z_)))
+
+
+_SUBJECTS = {
+    "chemistry": "molar enthalpy titration oxidation catalyst isotope reagent valence",
+    "law": "plaintiff statute tort defendant jurisdiction precedent contract appellate",
+    "algebra": "polynomial matrix eigenvalue integer prime group ring field",
+    "geography": "river capital continent mountain border ocean climate desert",
+    "cooking": "recipe oven flour simmer spice kitchen dough butter",
+    "history": "empire treaty dynasty revolution colony monarch war century",
+}
+_HARD_SUBJECTS = ("chemistry", "law", "algebra")
+
+
+def _topical(n: int, seed: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Same-shaped multiple-choice questions whose difficulty is their subject alone."""
+    rng = np.random.default_rng(seed)
+    names = sorted(_SUBJECTS)
+    prompts, dev, cloud = [], [], []
+    for i in range(n):
+        subject = names[i % len(names)]
+        a, b, c = rng.choice(_SUBJECTS[subject].split(), 3, replace=False)
+        prompts.append(
+            f"Question {i}: which statement about the {a} and the {b} is true when the {c} "
+            "changes?\nA) one\nB) two\nC) three\nD) four"
+        )
+        dev.append(bool(rng.random() < (0.35 if subject in _HARD_SUBJECTS else 0.9)))
+        cloud.append(bool(rng.random() < 0.9))
+    return prompts, np.array(dev), np.array(cloud)
+
+
+def test_the_word_bag_learns_which_subjects_the_device_is_weak_at() -> None:
+    # Length, numbers and structure cannot tell these subjects apart; only the words can.
+    router = DifficultyRouter.fit(*_topical(600, seed=1))
+    prompts, dev, cloud = _topical(600, seed=2)
+    learned = evaluate(router.score_many(prompts), dev, cloud)
+    rnd = random_baseline(dev, cloud)
+    assert learned["device_share_at_95"] >= rnd["device_share_at_95"] + 0.3
+    assert router.metadata["word_bag"]["cv_corr"] > 0.4
+    # On the standardized columns, the word-bag score carries the most weight.
+    names = router.metadata["feature_names"]
+    coef = np.abs(router._coef)
+    assert names[int(coef.argmax())] == "word_bag"
+
+
+def test_word_buckets_are_stable_and_read_chinese_and_long_prompts() -> None:
+    import zlib
+
+    from aios.routing.features import MAX_CHARS
+    from aios.routing.wordbag import BUCKETS, buckets
+
+    # CRC-32, not hash(): a fitted artifact must mean the same in every process.
+    want = {zlib.crc32(g.encode()) % BUCKETS for g in ("the", "cat", "the cat")}
+    assert set(buckets("The cat 42")) == want  # numbers are the features' business
+    zh = set(buckets("化学反应"))
+    assert {zlib.crc32(g.encode()) % BUCKETS for g in ("化", "化 学")} <= zh
+    long = "word " * (MAX_CHARS) + "tail"
+    assert zlib.crc32(b"tail") % BUCKETS in set(buckets(long))
+
+
+def test_fit_is_deterministic_for_a_seed() -> None:
+    prompts, dev, cloud = _topical(200, seed=3)
+    a = DifficultyRouter.fit(prompts, dev, cloud, seed=5).score_many(prompts)
+    b = DifficultyRouter.fit(prompts, dev, cloud, seed=5).score_many(prompts)
+    np.testing.assert_array_equal(a, b)
 
 
 def test_fit_rejects_mismatched_or_tiny_input() -> None:

@@ -59,6 +59,7 @@ def test_fit_then_eval_on_held_out_prompts(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert artifact.is_file()
+    assert "cross-validated: penalty" in proc.stdout and "word-bag" in proc.stdout
     proc = cli("router", "eval", "--router", str(artifact), "--data", str(test), *MAP, "--json")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)

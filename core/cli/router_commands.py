@@ -69,15 +69,25 @@ def dispatch(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise AIOSError(f"cannot fit a router on {args.data}: {exc}") from None
         _write(args.out, router.save)
+        meta = router.metadata
         summary = {
             "router": args.out,
             "rows": len(data),
             "fit_s": round(time.perf_counter() - t0, 2),
+            # What cross-validation on the training rows saw: how much the words alone
+            # predict the cloud's gain, and the penalty it chose (per training row).
+            "word_bag_cv_corr": meta["word_bag"]["cv_corr"],
+            "penalty_per_row": meta["alpha"] / len(data),
         }
         if args.json:
             print(json.dumps(summary))
         else:
             print(f"fitted on {len(data)} prompts in {summary['fit_s']} s -> {args.out}")
+            if summary["word_bag_cv_corr"] is not None:
+                print(
+                    f"cross-validated: penalty {summary['penalty_per_row']:g} per row, "
+                    f"word-bag held-out correlation {summary['word_bag_cv_corr']:.3f}"
+                )
         return 0
     try:
         router = d.DifficultyRouter.load(args.router)

@@ -1,10 +1,12 @@
 """Learned difficulty router: predicts where sending a prompt to the cloud pays off.
 
 The model is a ridge regression on standardized cheap text features (``aios.routing.features``),
-optionally plus a low-rank projection of a sentence embedding. Its target is the per-prompt
-*gain* of the cloud tier, ``cloud_correct - device_correct`` (+1, 0 or -1). That target beat
-"device wrong" and "device wrong and cloud right" on held-out data because it also pushes down
-prompts the cloud gets wrong too, where routing to the cloud buys nothing.
+one stacked word-bag score (``aios.routing.wordbag``: which words go with cloud gains in this
+labeled set) and optionally a low-rank projection of a sentence embedding. Its target is the
+per-prompt *gain* of the cloud tier, ``cloud_correct - device_correct`` (+1, 0 or -1). That
+target beat "device wrong" and "device wrong and cloud right" on held-out data because it also
+pushes down prompts the cloud gets wrong too, where routing to the cloud buys nothing. Both
+ridge penalties are chosen by cross-validation on the training prompts (``aios.routing.ridge``).
 
 Fitting and scoring need only numpy (plus onnxruntime when an embedder is used); the artifact is
 a ``.npz`` of plain arrays and a JSON metadata string, loaded with ``allow_pickle=False``.
@@ -26,7 +28,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from aios.files import read_text_file, replaced_atomically
-from aios.routing.features import FEATURE_NAMES, extract, extract_many
+from aios.routing.features import FEATURE_NAMES, extract_many
+from aios.routing.ridge import ridge_path, select_penalty
+from aios.routing.wordbag import BUCKETS, WordBag
 
 __all__ = [
     "DifficultyRouter",
@@ -39,12 +43,15 @@ __all__ = [
     "read_excluded_prompts",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)  # version 1 artifacts have no word bag
 TARGET = "cloud_gain"  # cloud_correct - device_correct
-# Ridge penalty per training prompt. Per-prompt labels are very noisy, so strong shrinkage wins:
-# on GSM8K splits 15 held out better than 1.5 or 0.15 (and than CV-chosen penalties), and
-# beyond it the model is a stable correlation-weighted sum of the standardized features.
-_ALPHA_PER_PROMPT = 15.0
+# Ridge penalties per training prompt, ascending, for standardized columns. Per-prompt labels
+# are very noisy, so strong shrinkage usually wins (on GSM8K 15 held out better than 1.5 or
+# 0.15; the heavy end is a stable correlation-weighted sum of the features); 15 is the choice
+# when a set is too small to cross-validate.
+_PENALTIES = np.array([0.1, 0.3, 1.0, 3.0, 10.0, 15.0, 30.0, 100.0])
+_DEFAULT_PENALTY = 5
 _MIN_PROMPTS = 10
 _EMBED_DIMS = 32
 
@@ -349,13 +356,6 @@ class UseEncoder:
 # Model
 
 
-def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
-    """Closed-form ridge on already-standardized columns; the intercept is not penalized."""
-    y_mean = float(y.mean())
-    gram = x.T @ x + alpha * np.eye(x.shape[1])
-    return np.linalg.solve(gram, x.T @ (y - y_mean)), y_mean
-
-
 def _standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
@@ -389,10 +389,12 @@ class DifficultyRouter:
         score_scale: float,
         embed_mean: np.ndarray | None = None,
         embed_components: np.ndarray | None = None,
+        word_bag: WordBag | None = None,
         metadata: dict[str, Any] | None = None,
         embedder: Embedder | None = None,
     ) -> None:
         self.metadata: dict[str, Any] = dict(metadata or {})
+        self._word_bag = word_bag
         self._uses_embeddings = embed_components is not None and embed_components.size > 0
         if self._uses_embeddings and embedder is None:
             embedder = UseEncoder()
@@ -429,13 +431,15 @@ class DifficultyRouter:
         seed: int = 0,
         embedder: Embedder | None = None,
     ) -> DifficultyRouter:
-        """Fit on labeled prompts. Deterministic: ``seed`` is recorded for provenance only."""
+        """Fit on labeled prompts. Deterministic for a given ``seed``, which shuffles the
+        cross-validation folds that choose the penalties."""
         d, c = _check_labels(device_correct, cloud_correct)
         prompts = list(prompts)
         if len(prompts) != len(d):
             raise ValueError(f"{len(prompts)} prompts but {len(d)} labels")
         if len(prompts) < _MIN_PROMPTS:
             raise ValueError(f"need at least {_MIN_PROMPTS} labeled prompts, got {len(prompts)}")
+        y = c.astype(np.float64) - d.astype(np.float64)
         names = list(FEATURE_NAMES)
         x = extract_many(prompts)
         embed_mean = embed_components = None
@@ -448,11 +452,20 @@ class DifficultyRouter:
             embed_components = vt[:k]
             x = np.hstack([x, (emb - embed_mean) @ embed_components.T])
             names += [f"embed_pc{i}" for i in range(k)]
-        y = c.astype(np.float64) - d.astype(np.float64)
+        word_bag, word_sel = WordBag.fit(prompts, y, seed=seed)
+        # Stacked on held-out predictions: in-sample ones would look far better than they are
+        # and take weight from the other features.
+        words = word_sel.out_of_fold
+        if words is None:  # too few prompts to cross-validate
+            words = word_bag.predict_many(prompts)
+        x = np.hstack([x, words[:, None]])
+        names.append("word_bag")
         mean, scale = _standardize(x)
         xs = (x - mean) / scale
-        alpha = _ALPHA_PER_PROMPT * len(prompts)
-        coef, intercept = _ridge(xs, y, alpha)
+        n = len(prompts)
+        sel = select_penalty(xs, y, _PENALTIES * n, default=_DEFAULT_PENALTY, seed=seed)
+        coef, intercept = ridge_path(xs, y, np.array([sel.penalty]))
+        coef, intercept = coef[:, 0], float(intercept[0])
         raw = xs @ coef + intercept
         metadata = {
             "format_version": FORMAT_VERSION,
@@ -460,10 +473,18 @@ class DifficultyRouter:
             "target": TARGET,
             "target_doc": "cloud_correct - device_correct; higher score = route to cloud first",
             "feature_names": names,
-            "n_train": len(prompts),
+            "n_train": n,
             "train_device_accuracy": float(d.mean()),
             "train_cloud_accuracy": float(c.mean()),
-            "alpha": alpha,
+            "alpha": sel.penalty,
+            # Held-out correlation per candidate penalty; empty when the set was too small.
+            "alpha_grid": [float(a) for a in _PENALTIES * n],
+            "alpha_cv_corr": sel.cv_corr,
+            "word_bag": {
+                "buckets": BUCKETS,
+                "alpha": word_sel.penalty,
+                "cv_corr": max(word_sel.cv_corr, default=None),
+            },
             "seed": seed,
             "embedder": getattr(embedder, "name", type(embedder).__name__) if embedder else None,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -477,6 +498,7 @@ class DifficultyRouter:
             score_scale=float(raw.std()) or 1.0,
             embed_mean=embed_mean,
             embed_components=embed_components,
+            word_bag=word_bag,
             metadata=metadata,
             embedder=embedder,
         )
@@ -492,21 +514,23 @@ class DifficultyRouter:
         emb = _embed(self._embedder, prompts)
         return (emb - self._embed_mean) @ self._embed_components.T
 
+    def _columns(self, prompts: list[str]) -> np.ndarray:
+        x = extract_many(prompts)
+        if self._uses_embeddings:
+            x = np.hstack([x, self._embed_block(prompts)])
+        if self._word_bag is not None:
+            x = np.hstack([x, self._word_bag.predict_many(prompts)[:, None]])
+        return x
+
     def score(self, prompt: str) -> float:
         """Difficulty of one prompt in (0, 1); higher = send to the cloud."""
-        x = extract(prompt)
-        if self._uses_embeddings:
-            x = np.concatenate([x, self._embed_block([prompt])[0]])
-        return float(self._squash(np.asarray(x @ self._w + self._b)))
+        return float(self._squash(np.asarray(self._columns([prompt])[0] @ self._w + self._b)))
 
     def score_many(self, prompts: Sequence[str]) -> np.ndarray:
         prompts = list(prompts)
         if not prompts:
             return np.zeros(0)
-        x = extract_many(prompts)
-        if self._uses_embeddings:
-            x = np.hstack([x, self._embed_block(prompts)])
-        return self._squash(x @ self._w + self._b)
+        return self._squash(self._columns(prompts) @ self._w + self._b)
 
     # -- persistence ---------------------------------------------------------------------------
 
@@ -531,6 +555,8 @@ class DifficultyRouter:
             embed_components=(
                 self._embed_components if self._embed_components is not None else empty
             ),
+            word_coef=self._word_bag.coef if self._word_bag is not None else empty,
+            word_intercept=np.array(self._word_bag.intercept if self._word_bag else 0.0),
             metadata=np.array(json.dumps(self.metadata)),
         )
 
@@ -553,9 +579,11 @@ class DifficultyRouter:
         with np.load(path, allow_pickle=False) as z:
             metadata = json.loads(str(z["metadata"]))
             version = metadata.get("format_version")
-            if version != FORMAT_VERSION:
+            if version not in _READABLE_VERSIONS:
                 raise ValueError(f"unsupported router format version {version!r}")
             comps = z["embed_components"]
+            words = z["word_coef"] if "word_coef" in z.files else np.zeros((0,))
+            word_bag = WordBag(words, float(z["word_intercept"])) if words.size else None
             return cls(
                 feature_mean=z["feature_mean"],
                 feature_scale=z["feature_scale"],
@@ -565,6 +593,7 @@ class DifficultyRouter:
                 score_scale=float(z["score_scale"]),
                 embed_mean=z["embed_mean"] if comps.size else None,
                 embed_components=comps if comps.size else None,
+                word_bag=word_bag,
                 metadata=metadata,
                 embedder=embedder,
             )

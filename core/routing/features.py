@@ -131,6 +131,14 @@ MAX_CHARS = 3_000
 _HEAD_CHARS = 2_000
 
 
+def window(prompt: str) -> str:
+    """The stripped prompt, or its head and tail when it is longer than ``MAX_CHARS``."""
+    text = prompt.strip()
+    if len(text) > MAX_CHARS:
+        text = text[:_HEAD_CHARS] + "\n" + text[len(text) - (MAX_CHARS - _HEAD_CHARS) :]
+    return text
+
+
 def _to_float(token: str) -> float | None:
     try:
         return float(token.replace(",", ""))
@@ -145,9 +153,7 @@ def extract(prompt: str) -> np.ndarray:
     the raw counts have long tails that would dominate a linear model. A prompt longer than
     ``MAX_CHARS`` is read as its head and tail (see there).
     """
-    text = prompt.strip()
-    if len(text) > MAX_CHARS:
-        text = text[:_HEAD_CHARS] + "\n" + text[len(text) - (MAX_CHARS - _HEAD_CHARS) :]
+    text = window(prompt)
     lower = text.lower()
     # Tokenized once, lowercased: case changes no token's length, only its spelling.
     words = _WORD.findall(lower)
