@@ -333,6 +333,23 @@ def test_word_buckets_are_stable_and_read_chinese_and_long_prompts() -> None:
     assert zlib.crc32(b"tail") % BUCKETS in set(buckets(long))
 
 
+def test_a_large_set_fits_the_word_bag_on_a_sample_and_predicts_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aios.routing import wordbag
+
+    monkeypatch.setattr(wordbag, "MAX_ROWS", 120)
+    prompts, dev, cloud = _topical(300, seed=4)
+    y = cloud.astype(float) - dev.astype(float)
+    bag, sel, held = wordbag.WordBag.fit(prompts, y, seed=0)
+    assert held.shape == (300,) and sel.out_of_fold is not None and len(sel.out_of_fold) == 120
+    # The 180 prompts outside the sample were never fitted on: the bag predicts them as is.
+    predicted = bag.predict_many(prompts)
+    unseen = np.isclose(held, predicted)
+    assert unseen.sum() == 180
+    assert np.corrcoef(held, y)[0, 1] > 0.3  # the subject signal survives the sample
+
+
 def test_fit_is_deterministic_for_a_seed() -> None:
     prompts, dev, cloud = _topical(200, seed=3)
     a = DifficultyRouter.fit(prompts, dev, cloud, seed=5).score_many(prompts)

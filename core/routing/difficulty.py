@@ -452,12 +452,9 @@ class DifficultyRouter:
             embed_components = vt[:k]
             x = np.hstack([x, (emb - embed_mean) @ embed_components.T])
             names += [f"embed_pc{i}" for i in range(k)]
-        word_bag, word_sel = WordBag.fit(prompts, y, seed=seed)
         # Stacked on held-out predictions: in-sample ones would look far better than they are
         # and take weight from the other features.
-        words = word_sel.out_of_fold
-        if words is None:  # too few prompts to cross-validate
-            words = word_bag.predict_many(prompts)
+        word_bag, word_sel, words = WordBag.fit(prompts, y, seed=seed)
         x = np.hstack([x, words[:, None]])
         names.append("word_bag")
         mean, scale = _standardize(x)
@@ -483,7 +480,8 @@ class DifficultyRouter:
             "word_bag": {
                 "buckets": BUCKETS,
                 "alpha": word_sel.penalty,
-                "cv_corr": max(word_sel.cv_corr, default=None),
+                # Held-out correlation of the words alone with the gain, at the chosen penalty.
+                "cv_corr": word_sel.cv_corr[word_sel.index] if word_sel.cv_corr else None,
             },
             "seed": seed,
             "embedder": getattr(embedder, "name", type(embedder).__name__) if embedder else None,

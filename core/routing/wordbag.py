@@ -24,6 +24,7 @@ from aios.routing.features import window
 from aios.routing.ridge import Selection, ridge_path, select_penalty
 
 BUCKETS = 2048
+MAX_ROWS = 8_000
 # Penalties per training prompt, ascending. Rows have unit norm, so the Gram matrix's scale
 # is ~1 per prompt; the heavy end converges to "similarity-weighted mean gain of the labeled
 # prompts", which is where GSM8K's noisy labels land.
@@ -68,12 +69,32 @@ class WordBag:
     @classmethod
     def fit(
         cls, prompts: Sequence[str], y: np.ndarray, *, seed: int = 0
-    ) -> tuple[WordBag, Selection]:
-        """The fitted bag and its penalty selection (whose ``out_of_fold`` the router stacks)."""
-        x = _matrix(prompts)
-        selection = select_penalty(x, y, _PENALTIES * len(y), default=_DEFAULT, seed=seed)
-        coef, intercept = ridge_path(x, y, np.array([selection.penalty]))
-        return cls(coef[:, 0], float(intercept[0]) - float(y.mean())), selection
+    ) -> tuple[WordBag, Selection, np.ndarray]:
+        """The fitted bag, its penalty selection, and for every prompt a prediction made
+        without that prompt's label: what the router stacks.
+
+        Past ``MAX_ROWS`` prompts the bag is fitted on a seeded sample of that many (its dense
+        design matrix grows by 16 KB a prompt, and 2,048 weights gain little from more); the
+        prompts left out are predicted by the fitted bag, which never saw them. With too few
+        prompts to cross-validate, the predictions are in-sample under the heaviest penalty.
+        """
+        n = len(y)
+        rows = np.arange(n)
+        if n > MAX_ROWS:
+            rows = np.sort(np.random.default_rng(seed).choice(n, MAX_ROWS, replace=False))
+        x = _matrix([prompts[i] for i in rows])
+        fitted = y[rows]
+        selection = select_penalty(x, fitted, _PENALTIES * len(rows), default=_DEFAULT, seed=seed)
+        coef, intercept = ridge_path(x, fitted, np.array([selection.penalty]))
+        bag = cls(coef[:, 0], float(intercept[0]) - float(fitted.mean()))
+        held = np.empty(n)
+        if selection.out_of_fold is None:
+            held[rows] = x @ bag.coef + bag.intercept
+        else:
+            held[rows] = selection.out_of_fold
+        rest = np.setdiff1d(np.arange(n), rows)
+        held[rest] = bag.predict_many([prompts[i] for i in rest])
+        return bag, selection, held
 
     def predict(self, prompt: str) -> float:
         ids = buckets(prompt)
