@@ -29,9 +29,9 @@ _MONEY = re.compile(
     r"|[元块角]钱?|价格|价钱|费用|花了|付了|工资",
     re.I,
 )
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_WORD = re.compile(rf"[A-Za-z']+|\d[\d,.]*|[{_HAN}]")
-_HAS_HAN = re.compile(rf"[{_HAN}]")
+HAN_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK ideographs, for regex classes
+_WORD = re.compile(rf"[A-Za-z']+|\d[\d,.]*|[{HAN_RANGES}]")
+_HAS_HAN = re.compile(rf"[{HAN_RANGES}]")
 _ANY_DIGIT = re.compile(r"\d")
 _SENTENCE = re.compile(r"[^.!?\n。！？]+[.!?。！？]?")
 _CAPITALIZED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+")

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from aios.routing.features import window
+from aios.routing.features import HAN_RANGES, window
 from aios.routing.ridge import Selection, ridge_path, select_penalty
 
 BUCKETS = 2048
@@ -31,9 +31,8 @@ MAX_ROWS = 8_000
 _PENALTIES = np.array([0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0])
 _DEFAULT = len(_PENALTIES) - 1
 
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # Words and single Han characters; numbers are left out, their values are the features' job.
-_TOKEN = re.compile(rf"[a-z][a-z']*|[{_HAN}]")
+_TOKEN = re.compile(rf"[a-z][a-z']*|[{HAN_RANGES}]")
 
 
 def buckets(prompt: str) -> np.ndarray:
