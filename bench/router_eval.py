@@ -11,6 +11,12 @@ Run from the repository root with the aios venv active::
 
     python bench/router_eval.py [--splits 5] [--embed] [--json]
 
+A second real set, where difficulty is mostly the subject: ``bench/data/routellm_mmlu7.csv``
+(RouteLLM's MMLU labels for seven subjects, the same two models; see ``bench/data/README.md``)::
+
+    python bench/router_eval.py --csv bench/data/routellm_mmlu7.csv \
+        --device-col mixtral-8x7b-instruct-v0.1 --cloud-col gpt-4-1106-preview
+
 ``--json`` prints exactly one JSON object on stdout; progress goes to stderr.
 """
 
@@ -53,6 +59,8 @@ def _p99_ms(fn: Any, prompts: list[str]) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.exclude is None and args.csv == DATA / "gsm8k_responses.csv":
+        args.exclude = DATA / "gsm8k_contaminated_prompts.jsonl"
     exclude = read_excluded_prompts(args.exclude) if args.exclude else set()
     data = load_labeled_csv(
         args.csv, device_col=args.device_col, cloud_col=args.cloud_col, exclude=exclude
@@ -89,6 +97,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(
             f"split {split}: learned ds95={learned['device_share_at_95']:.3f} "
             f"random={rnd['device_share_at_95']:.3f} length={length['device_share_at_95']:.3f} "
+            f"threshold@95={learned['threshold_at_95'] or 1:.3f} "
             f"penalty/row={router.metadata['alpha'] / len(train):g} "
             f"word-bag cv corr={router.metadata['word_bag']['cv_corr'] or 0:.3f}",
             file=sys.stderr,
@@ -148,7 +157,12 @@ def _print_table(summary: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--csv", type=Path, default=DATA / "gsm8k_responses.csv")
-    ap.add_argument("--exclude", type=Path, default=DATA / "gsm8k_contaminated_prompts.jsonl")
+    ap.add_argument(
+        "--exclude",
+        type=Path,
+        default=None,
+        help="prompts to leave out (default: RouteLLM's contaminated list, for the GSM8K file)",
+    )
     ap.add_argument("--device-col", default=DEVICE_COL)
     ap.add_argument("--cloud-col", default=CLOUD_COL)
     ap.add_argument("--splits", type=int, default=5)

@@ -46,6 +46,27 @@ def test_oracle_metrics_hand_computed() -> None:
     assert m["device_share_at_100"] == 0.75
     # PGR = 0, 1, 2, 2, 1 over cloud share 0, .25, .5, .75, 1 -> trapezoid 1.375.
     assert m["apgr"] == pytest.approx(1.375)
+    # One prompt to the cloud: the threshold lies between the top score and the next; the tie
+    # at 1.0 means "score >= 1.0" sends both tied prompts, as the docstring warns.
+    assert m["threshold_at_95"] == 1.0 and m["threshold_at_100"] == 1.0
+
+
+def test_thresholds_reproduce_each_operating_point() -> None:
+    rng = np.random.default_rng(4)
+    d = rng.random(300) < 0.6
+    c = rng.random(300) < 0.85
+    scores = (c.astype(float) - d) + rng.normal(0, 0.8, 300)  # a noisy but useful router
+    m = evaluate(scores, d, c)
+    for level in (95, 100):
+        cloud = scores >= m[f"threshold_at_{level}"]
+        assert 1 - cloud.mean() == pytest.approx(m[f"device_share_at_{level}"])
+        accuracy = np.where(cloud, c, d).mean()
+        assert accuracy >= level / 100 * c.mean() - 1e-12
+    assert m["curve"][0]["threshold"] is None  # nothing to the cloud: no score reaches it
+    assert m["curve"][-1]["threshold"] == scores.min()  # everything: the lowest score
+    for point in m["curve"][1:]:
+        sent = (scores >= point["threshold"]).mean()
+        assert sent == pytest.approx(1 - point["device_share"], abs=1 / 300)
 
 
 def test_inverse_router_is_worst() -> None:
@@ -252,6 +273,70 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     assert meta["embedder"] is None and "created" in meta
     with np.load(path, allow_pickle=False) as z:  # nothing in the artifact needs pickle
         assert all(z[k].dtype != object for k in z.files)
+
+
+def test_scores_are_percentiles_of_the_training_prompts() -> None:
+    prompts, dev, cloud = _synthetic(400)
+    router = DifficultyRouter.fit(prompts, dev, cloud, seed=2)
+    assert router.metadata["score"] == "percentile"
+    scores = router.score_many(prompts)
+    assert ((scores > 0) & (scores < 1)).all()
+    # A threshold t keeps about a share t of the labeled prompts on the device (ties aside:
+    # these synthetic prompts come in 7 sizes, so some score alike).
+    for t in (0.2, 0.5, 0.8):
+        assert (scores < t).mean() == pytest.approx(t, abs=0.1)
+    # Same order as the raw output: rescaling never changes which prompt goes first.
+    raw = router._columns(prompts) @ router._w + router._b
+    order = np.argsort(raw, kind="stable")
+    assert (np.diff(scores[order]) >= -1e-12).all()
+
+
+def test_percentile_scale_edges() -> None:
+    from aios.routing.percentile import PercentileScale
+
+    scale = PercentileScale.fit(np.arange(100.0))
+    out = scale(np.array([-1e9, 0.0, 49.5, 99.0, 1e9]))
+    assert out[0] == pytest.approx(0.5 / 101) and out[-1] == pytest.approx(100.5 / 101)
+    assert out[2] == pytest.approx(0.5, abs=0.01)
+    assert 0 < out.min() and out.max() < 1
+    flat = PercentileScale.fit(np.zeros(30))  # nothing to rank by: every prompt is typical
+    assert flat(np.array([-5.0, 0.0, 5.0])).tolist() == [0.5] * 3
+    tied = PercentileScale.fit(np.array([0.0] * 50 + [1.0] * 50))
+    assert tied(np.array([0.0]))[0] < 0.5 < tied(np.array([1.0]))[0]
+    for bad in ([1.0], [2.0, 1.0], [0.0, float("nan")]):
+        with pytest.raises(ValueError, match="quantiles"):
+            PercentileScale(np.array(bad), 10)
+
+
+def test_a_version_2_artifact_keeps_its_logistic_scores(tmp_path: Path) -> None:
+    prompts, dev, cloud = _synthetic()
+    path = tmp_path / "router.npz"
+    DifficultyRouter.fit(prompts, dev, cloud).save(path)
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if k != "score_quantiles"}
+    meta = json.loads(str(arrays["metadata"]))
+    meta["format_version"] = 2
+    arrays["metadata"] = np.array(json.dumps(meta))
+    old = tmp_path / "v2.npz"
+    with open(old, "wb") as f:
+        np.savez(f, **arrays)
+    loaded = DifficultyRouter.load(old)
+    raw = float(loaded._columns([prompts[0]])[0] @ loaded._w + loaded._b)
+    z_ = (raw - float(arrays["score_center"])) / float(arrays["score_scale"])
+    assert loaded.score(prompts[0]) == pytest.approx(1 / (1 + math.exp(-z_)))
+
+
+def test_an_artifact_with_broken_score_quantiles_is_refused(tmp_path: Path) -> None:
+    prompts, dev, cloud = _synthetic()
+    path = tmp_path / "router.npz"
+    DifficultyRouter.fit(prompts, dev, cloud).save(path)
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["score_quantiles"] = arrays["score_quantiles"][::-1].copy()
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(ValueError, match="score quantiles must be"):
+        DifficultyRouter.load(path)
 
 
 def test_a_version_1_artifact_without_a_word_bag_still_loads(tmp_path: Path) -> None:

@@ -70,6 +70,13 @@ def test_fit_then_eval_on_held_out_prompts(tmp_path: Path) -> None:
     assert summary["decision_ms_p99"] < 50  # generous: a loaded CI box; bench/ measures it
     readable = cli("router", "eval", "--router", str(artifact), "--data", str(test), *MAP)
     assert "device_share_at_95" in readable.stdout and "decision p99" in readable.stdout
+    # The operating point an OEM copies into routing.difficulty_threshold: with percentile
+    # scores it sits near the share it keeps on device (these held-out prompts resemble the
+    # labeled ones).
+    t95 = summary["threshold_at_95"]
+    assert t95 is not None and abs(t95 - summary["device_share_at_95"]) < 0.1
+    assert f"routing.difficulty_threshold = {t95:.4f} keeps" in readable.stdout
+    assert all("threshold" in point for point in summary["curve"])
 
 
 @pytest.mark.parametrize(

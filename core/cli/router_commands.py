@@ -88,6 +88,10 @@ def dispatch(args: argparse.Namespace) -> int:
                     f"cross-validated: penalty {summary['penalty_per_row']:g} per row, "
                     f"word-bag held-out correlation {summary['word_bag_cv_corr']:.3f}"
                 )
+            print(
+                "scores are percentiles of these prompts: routing.difficulty_threshold t keeps "
+                "about t of such traffic on device (`aios router eval` gives each point's t)"
+            )
         return 0
     try:
         router = d.DifficultyRouter.load(args.router)
@@ -116,14 +120,20 @@ def dispatch(args: argparse.Namespace) -> int:
         **{k: _number(result[k]) for k in keys},
         "random": {k: _number(rand[k]) for k in keys},
         "decision_ms_p99": round(float(np.percentile(times, 99)), 3),
+        # The routing.difficulty_threshold that reaches each operating point on these rows.
+        "threshold_at_95": result["threshold_at_95"],
+        "threshold_at_100": result["threshold_at_100"],
         "curve": result["curve"],
     }
     if args.json:
         print(json.dumps(summary, allow_nan=False))
         return 0
-    print(f"{'device share':>12}  {'accuracy':>8}", file=sys.stdout)
+    print(f"{'device share':>12}  {'accuracy':>8}  {'threshold':>9}", file=sys.stdout)
     for point in result["curve"]:
-        print(f"{point['device_share']:>12.2f}  {point['accuracy']:>8.3f}")
+        print(
+            f"{point['device_share']:>12.2f}  {point['accuracy']:>8.3f}  "
+            f"{_threshold_text(point['threshold']):>9}"
+        )
     print()
     print(f"{'':24}{'router':>8}{'random':>8}")
     for key in keys:
@@ -132,4 +142,15 @@ def dispatch(args: argparse.Namespace) -> int:
     if summary["apgr"] is None:
         print("apgr n/a: both tiers are equally accurate on these rows, so there is no gap")
     print(f"decision p99 {summary['decision_ms_p99']:.3f} ms over {len(data)} prompts")
+    for level in (95, 100):
+        share = summary[f"device_share_at_{level}"]
+        print(
+            f"routing.difficulty_threshold = {_threshold_text(summary[f'threshold_at_{level}'])} "
+            f"keeps {share:.3f} of these prompts on device at >= {level} % of cloud accuracy"
+        )
     return 0
+
+
+def _threshold_text(threshold: float | None) -> str:
+    # None: nothing goes to the cloud at that point, which any threshold of 1 reaches.
+    return "1" if threshold is None else f"{threshold:.4f}"

@@ -119,7 +119,14 @@ class RoutingPolicy(Strict):
         description="Mean token log-probability below which a cascade escalates to the cloud.",
     )
     difficulty_threshold: float = Field(
-        default=0.5, ge=0, le=1, description="Difficulty score above which the cloud is preferred."
+        default=0.5,
+        ge=0,
+        le=1,
+        description=(
+            "Difficulty score at or above which the cloud is preferred. A router's score is the "
+            "share of its labeled prompts ranked below the prompt, so a threshold t keeps about "
+            "t of such traffic on device; `aios router eval` prints the threshold of each point."
+        ),
     )
     difficulty_router: str | None = Field(
         default=None, max_length=4096, description="Path to a fitted difficulty-router artifact."

@@ -8,6 +8,9 @@ target beat "device wrong" and "device wrong and cloud right" on held-out data b
 pushes down prompts the cloud gets wrong too, where routing to the cloud buys nothing. Both
 ridge penalties are chosen by cross-validation on the training prompts (``aios.routing.ridge``).
 
+A prompt's score is the share of the labeled prompts it outranks (``aios.routing.percentile``),
+so ``routing.difficulty_threshold`` *t* keeps about a share *t* of such traffic on the device.
+
 Fitting and scoring need only numpy (plus onnxruntime when an embedder is used); the artifact is
 a ``.npz`` of plain arrays and a JSON metadata string, loaded with ``allow_pickle=False``.
 """
@@ -27,6 +30,7 @@ from aios.files import replaced_atomically
 from aios.routing.encoder import Embedder, UseEncoder
 from aios.routing.features import FEATURE_NAMES, extract_many
 from aios.routing.labeled import LabeledSet, check_labels, load_labeled_csv, read_excluded_prompts
+from aios.routing.percentile import PercentileScale
 from aios.routing.quality import evaluate, random_baseline
 from aios.routing.ridge import ridge_path, select_penalty
 from aios.routing.wordbag import BUCKETS, WordBag
@@ -44,8 +48,10 @@ __all__ = [
     "read_excluded_prompts",
 ]
 
-FORMAT_VERSION = 2
-_READABLE_VERSIONS = (1, 2)  # version 1 artifacts have no word bag
+FORMAT_VERSION = 3
+# Version 1 artifacts have no word bag; versions 1 and 2 squash raw outputs with a logistic
+# instead of the percentile scale.
+_READABLE_VERSIONS = (1, 2, 3)
 TARGET = "cloud_gain"  # cloud_correct - device_correct
 # Ridge penalties per training prompt, ascending, for standardized columns. Per-prompt labels
 # are very noisy, so strong shrinkage usually wins (on GSM8K 15 held out better than 1.5 or
@@ -75,8 +81,9 @@ def _embed(embedder: Embedder, prompts: Sequence[str], batch: int = 64) -> np.nd
 class DifficultyRouter:
     """Scores prompts by how much sending them to the cloud is expected to help.
 
-    ``score`` is in (0, 1): a logistic squash of the ridge output standardized on the training
-    prompts, so 0.5 is a typical training prompt and higher means "route to the cloud first".
+    ``score`` is in (0, 1) and higher means "route to the cloud first": the share of the
+    training prompts whose output was lower (``percentile``). Artifacts written before format 3
+    have no percentile scale and keep their logistic squash of the standardized output.
     """
 
     def __init__(
@@ -91,10 +98,12 @@ class DifficultyRouter:
         embed_mean: np.ndarray | None = None,
         embed_components: np.ndarray | None = None,
         word_bag: WordBag | None = None,
+        percentile: PercentileScale | None = None,
         metadata: dict[str, Any] | None = None,
         embedder: Embedder | None = None,
     ) -> None:
         self.metadata: dict[str, Any] = dict(metadata or {})
+        self._percentile = percentile
         self._word_bag = word_bag
         self._uses_embeddings = embed_components is not None and embed_components.size > 0
         if self._uses_embeddings and embedder is None:
@@ -170,6 +179,8 @@ class DifficultyRouter:
             "model": "ridge",
             "target": TARGET,
             "target_doc": "cloud_correct - device_correct; higher score = route to cloud first",
+            "score": "percentile",
+            "score_doc": "share of training prompts scored lower; threshold t keeps ~t on device",
             "feature_names": names,
             "n_train": n,
             "train_device_accuracy": float(d.mean()),
@@ -198,6 +209,7 @@ class DifficultyRouter:
             embed_mean=embed_mean,
             embed_components=embed_components,
             word_bag=word_bag,
+            percentile=PercentileScale.fit(raw),
             metadata=metadata,
             embedder=embedder,
         )
@@ -206,7 +218,10 @@ class DifficultyRouter:
 
     def _squash(self, raw: np.ndarray) -> np.ndarray:
         z = np.clip((raw - self._center) / self._scale, -30.0, 30.0)
-        return 1.0 / (1.0 + np.exp(-z))
+        logistic = 1.0 / (1.0 + np.exp(-z))
+        if self._percentile is not None:
+            return self._percentile(raw, logistic)
+        return logistic
 
     def _embed_block(self, prompts: list[str]) -> np.ndarray:
         assert self._embedder is not None and self._embed_components is not None
@@ -256,6 +271,7 @@ class DifficultyRouter:
             ),
             word_coef=self._word_bag.coef if self._word_bag is not None else empty,
             word_intercept=np.array(self._word_bag.intercept if self._word_bag else 0.0),
+            score_quantiles=self._percentile.quantiles if self._percentile is not None else empty,
             metadata=np.array(json.dumps(self.metadata)),
         )
 
@@ -270,7 +286,7 @@ class DifficultyRouter:
             raise ValueError("not a router artifact (write one with `aios router fit`)")
         try:
             return cls._from_npz(path, embedder)
-        except (KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        except (KeyError, TypeError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
             raise ValueError(f"not a router artifact ({type(exc).__name__}: {exc})") from None
 
     @classmethod
@@ -283,6 +299,10 @@ class DifficultyRouter:
             comps = z["embed_components"]
             words = z["word_coef"] if "word_coef" in z.files else np.zeros((0,))
             word_bag = WordBag(words, float(z["word_intercept"])) if words.size else None
+            quantiles = z["score_quantiles"] if "score_quantiles" in z.files else np.zeros((0,))
+            percentile = None
+            if version >= 3:
+                percentile = PercentileScale(quantiles, int(metadata["n_train"]))
             return cls(
                 feature_mean=z["feature_mean"],
                 feature_scale=z["feature_scale"],
@@ -293,6 +313,7 @@ class DifficultyRouter:
                 embed_mean=z["embed_mean"] if comps.size else None,
                 embed_components=comps if comps.size else None,
                 word_bag=word_bag,
+                percentile=percentile,
                 metadata=metadata,
                 embedder=embedder,
             )

@@ -3,6 +3,8 @@
 ``device_share_at_95`` is the largest share of prompts kept on the device while accuracy stays
 at or above 95 % of cloud-only accuracy; ``apgr`` is RouteLLM's average performance gap
 recovered. Random routing's expectation is the baseline every router is compared with.
+``evaluate`` also says which score threshold reaches each point (``score >= threshold`` goes
+to the cloud), the number an OEM puts in ``routing.difficulty_threshold``.
 """
 
 from __future__ import annotations
@@ -18,14 +20,27 @@ from aios.routing.labeled import check_labels
 __all__ = ["evaluate", "random_baseline"]
 
 
+def _order(scores: np.ndarray) -> np.ndarray:
+    # Ties: higher score first, then lower index, so results never depend on sort internals.
+    return np.lexsort((np.arange(len(scores)), -scores))
+
+
 def _accuracy_curve(scores: np.ndarray, device: np.ndarray, cloud: np.ndarray) -> np.ndarray:
     """accuracy(k) for k = 0..n, sending the k highest-scored prompts to the cloud."""
     n = len(scores)
-    # Ties: higher score first, then lower index, so results never depend on sort internals.
-    order = np.lexsort((np.arange(n), -scores))
     gain = cloud.astype(np.int64) - device.astype(np.int64)
-    cum = np.concatenate(([0], np.cumsum(gain[order])))
+    cum = np.concatenate(([0], np.cumsum(gain[_order(scores)])))
     return (int(device.sum()) + cum) / n
+
+
+def _thresholds(scores: np.ndarray) -> list[float | None]:
+    """threshold(k) for k = 0..n: sending ``score >= threshold`` to the cloud sends the k
+    highest-scored prompts (fewer or more only where scores tie). Midway between neighbours,
+    so a prompt scored a little differently does not flip; None for k = 0 (no threshold
+    sends nothing but one above every score)."""
+    ranked = scores[_order(scores)]
+    mids = (ranked[:-1] + ranked[1:]) / 2
+    return [None, *(float(t) for t in mids), float(ranked[-1])] if len(ranked) else [None]
 
 
 def _summary(acc: np.ndarray, a_d: float, a_c: float) -> dict[str, float]:
@@ -48,12 +63,17 @@ def _summary(acc: np.ndarray, a_d: float, a_c: float) -> dict[str, float]:
     }
 
 
-def _curve_points(acc: np.ndarray, points: int) -> list[dict[str, float]]:
+def _curve_points(
+    acc: np.ndarray, points: int, thresholds: list[float | None] | None = None
+) -> list[dict[str, Any]]:
     n = len(acc) - 1
     out = []
     for share in np.linspace(1.0, 0.0, points):
         k = int(round((1.0 - share) * n))
-        out.append({"device_share": round(float(share), 6), "accuracy": float(acc[k])})
+        point: dict[str, Any] = {"device_share": round(float(share), 6), "accuracy": float(acc[k])}
+        if thresholds is not None:
+            point["threshold"] = thresholds[k]
+        out.append(point)
     return out
 
 
@@ -67,6 +87,8 @@ def evaluate(
     """Routing quality of ``scores`` (higher = send to cloud first).
 
     ``apgr`` is NaN when both tiers have the same accuracy (no gap to recover).
+    ``threshold_at_95``/``_100`` and each curve point's ``threshold`` are the score from which
+    prompts go to the cloud at that point; None where nothing goes to the cloud.
     """
     d, c = check_labels(device_correct, cloud_correct)
     s = np.asarray(scores, dtype=np.float64)
@@ -74,12 +96,20 @@ def evaluate(
         raise ValueError(f"scores shape {s.shape} does not match labels {d.shape}")
     a_d, a_c = float(d.mean()), float(c.mean())
     acc = _accuracy_curve(s, d, c)
+    summary = _summary(acc, a_d, a_c)
+    thresholds = _thresholds(s)
+    n = len(d)
+    at = {}
+    for level in (95, 100):
+        to_cloud = int(round((1.0 - summary[f"device_share_at_{level}"]) * n))
+        at[f"threshold_at_{level}"] = thresholds[to_cloud]
     return {
-        "n": len(d),
+        "n": n,
         "device_accuracy": a_d,
         "cloud_accuracy": a_c,
-        **_summary(acc, a_d, a_c),
-        "curve": _curve_points(acc, curve_points),
+        **summary,
+        **at,
+        "curve": _curve_points(acc, curve_points, thresholds),
     }
 
 

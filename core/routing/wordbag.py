@@ -81,7 +81,7 @@ class WordBag:
         rows = np.arange(n)
         if n > MAX_ROWS:
             rows = np.sort(np.random.default_rng(seed).choice(n, MAX_ROWS, replace=False))
-        x = _matrix([prompts[i] for i in rows])
+        x = _matrix([prompts[i] for i in rows.tolist()])
         fitted = y[rows]
         selection = select_penalty(x, fitted, _PENALTIES * len(rows), default=_DEFAULT, seed=seed)
         coef, intercept = ridge_path(x, fitted, np.array([selection.penalty]))
