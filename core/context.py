@@ -414,11 +414,7 @@ class SkillContext:
         data_classes: Iterable[DataClass],
     ) -> RequestOptions:
         caller = self._orch.skill_class(self.record.skill)
-        if (
-            isinstance(caller, type)
-            and issubclass(caller, Agent)
-            and name not in caller.support_skills
-        ):
+        if issubclass(caller, Agent) and name not in caller.support_skills:
             # Enforced here, so an agent that calls skills by hand is held to the same
             # allowlist and step limit (the OEM's tightened ones) as a planned one.
             limits = caller.limits(self.config)

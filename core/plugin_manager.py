@@ -7,6 +7,7 @@ registrations are rolled back), unless ``strict`` is set, as in tests and CI.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from collections.abc import Callable, Iterable
@@ -100,8 +101,12 @@ REGISTER_HOOKS: dict[str, tuple[str, str, Callable[[Any], list[str]]]] = {
 }
 
 
+def _returning(obj: object) -> Callable[[], object]:
+    return lambda: obj
+
+
 def _plugin_name(pm: pluggy.PluginManager, plugin: object) -> str:
-    return pm.get_name(plugin) or getattr(plugin, "__name__", repr(plugin))
+    return pm.get_name(plugin) or str(getattr(plugin, "__name__", repr(plugin)))
 
 
 def _fail(ps: PluginSet, strict: bool, name: str, stage: str, exc: BaseException) -> None:
@@ -158,13 +163,13 @@ def build_plugin_manager(
     blocked = set(block)
 
     candidates: list[tuple[str, Callable[[], Any], PluginInfo]] = [
-        (mod, lambda mod=mod: importlib.import_module(mod), PluginInfo(mod, mod, True))
+        (mod, functools.partial(importlib.import_module, mod), PluginInfo(mod, mod, True))
         for mod in DEFAULT_PLUGINS
         if mod not in blocked
     ]
     if autoload:
         candidates += _discover(allow, blocked)
-    candidates += [(n, lambda o=o: o, PluginInfo(n, repr(o), False)) for n, o in extra]
+    candidates += [(n, _returning(o), PluginInfo(n, repr(o), False)) for n, o in extra]
 
     for name, loader, info in candidates:
         try:

@@ -189,8 +189,8 @@ def hybrid_search(
     for iid in ranked:
         if iid not in items:  # deleted by an indexer between the lookups and now
             continue
-        lexical, vector = lex_best.get(iid), vec_best.get(iid)
-        chunk = (lexical or vector or (0.0, None))[1]
+        lex_hit, vector = lex_best.get(iid), vec_best.get(iid)
+        chunk = (lex_hit or vector or (0.0, None))[1]
         hit = Hit(
             item=items[iid],
             score=round(fused[iid], 6),

@@ -10,7 +10,6 @@ from aios.orchestrator import Orchestrator
 from aios.service.common import Who
 from aios.service.errors import ConflictError, NotFoundError
 from aios.service.schemas import (
-    ErrorBody,
     FeatureStatus,
     LoadRequest,
     ModelAction,
@@ -18,11 +17,12 @@ from aios.service.schemas import (
     ModelStatusList,
     PinRequest,
     PullStarted,
+    error_responses,
 )
 from aios.types import Tier
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-ERRORS = {s: {"model": ErrorBody} for s in (401, 404, 408, 409, 413, 422, 429, 503, 507)}
+ERRORS = error_responses(401, 404, 408, 409, 413, 422, 429, 503, 507)
 
 
 def _device_model(orch: Orchestrator, model_id: str) -> ModelSpec:

@@ -29,11 +29,11 @@ from aios.service.common import (
     stream,
 )
 from aios.service.errors import BadRequestError, NotFoundError
-from aios.service.schemas import ErrorBody
+from aios.service.schemas import error_responses
 from aios.types import Capability, Tier
 
 router = APIRouter(prefix="/v1", tags=["openai"])
-ERRORS = {s: {"model": ErrorBody} for s in (400, 401, 403, 404, 408, 413, 422, 429, 503)}
+ERRORS = error_responses(400, 401, 403, 404, 408, 413, 422, 429, 503)
 AUTO_MODELS = {"", "auto", "aios", "default"}
 
 

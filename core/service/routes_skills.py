@@ -18,10 +18,10 @@ from aios.service.common import (
     started,
     stream,
 )
-from aios.service.schemas import ErrorBody, SkillInfo, SkillList, SkillRequest, SkillResult
+from aios.service.schemas import SkillInfo, SkillList, SkillRequest, SkillResult, error_responses
 
 router = APIRouter(prefix="/v1/skills", tags=["skills"])
-ERRORS = {s: {"model": ErrorBody} for s in (401, 403, 404, 408, 413, 422, 429, 499, 503)}
+ERRORS = error_responses(401, 403, 404, 408, 413, 422, 429, 499, 503)
 
 
 @router.get("", response_model=SkillList, summary="Skills this app may call, with schemas")

@@ -24,6 +24,11 @@ class ErrorBody(Strict):
     error: ErrorDetail
 
 
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a route: each status answers with an ``ErrorBody``."""
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
 class Health(Strict):
     status: str = Field(description="'ok', or 'draining' while shutting down.")
     version: str

@@ -61,8 +61,9 @@ def targets(
 ) -> list[tuple[str, type[Backend] | Unresolved]]:
     """(test id, backend) pairs: ``backends`` as given, or every registered backend (those
     named by ``--aios-conformance`` when it names some), plus every plugin that failed to load."""
-    if backends is not None and all(isinstance(b, type) for b in backends):
-        return [(b.name, b) for b in backends]  # type: ignore[union-attr]
+    classes = [b for b in backends or () if isinstance(b, type)]
+    if backends is not None and len(classes) == len(backends):
+        return [(b.name, b) for b in classes]
     found, failures = registered()
     wanted: list[type[Backend] | str]
     if backends is not None:
@@ -70,7 +71,7 @@ def targets(
     elif option and option != "all":
         wanted = [n.strip() for n in option.split(",") if n.strip()]
     else:
-        wanted = sorted(found)
+        wanted = [*sorted(found)]
     out: list[tuple[str, type[Backend] | Unresolved]] = []
     for b in wanted:
         if isinstance(b, type):
