@@ -6,6 +6,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,10 +174,24 @@ def vision_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from aios.plugins.vision_build import BUILDERS
 
     for cls in BUILDERS:
-        avail = cls().probe()
-        if not avail.available:
-            pytest.skip(f"cannot build {cls.name}: {avail.reason} ({cls.requires})")
+        skip_unless_buildable(cls)
     where = tmp_path_factory.mktemp("vision-models")
     for cls in BUILDERS:
         run_builder(cls, where)
     return where
+
+
+def skip_unless_buildable(cls: Any) -> None:
+    """Skip the test when the model builder ``cls`` cannot run here (its packages missing)."""
+    avail = cls().probe()
+    if not avail.available:
+        pytest.skip(f"cannot build {cls.name}: {avail.reason} ({cls.requires})")
+
+
+def build_or_skip(cls: Any, model_dir: Path) -> None:
+    """Build ``cls``'s outputs into ``model_dir`` as `aios models build` does (nothing when
+    they are there), or skip the test when the builder cannot run here."""
+    from aios.builders import run_builder
+
+    skip_unless_buildable(cls)
+    run_builder(cls, model_dir)

@@ -16,6 +16,8 @@ from aios import ModelError, Orchestrator
 from aios.memory.footprint import estimate
 from aios.memory.gguf import read_metadata
 
+from .conftest import build_or_skip
+
 # Both measuring scripts read the process's own resident (VmRSS) and peak (VmHWM) memory.
 STATUS_MB = r"""
 def status_mb(field):
@@ -118,17 +120,10 @@ def test_onnx_memory_mb_matches_measured_rss(
     from aios import sources
 
     spec = reference.config.model(model_id)
-    builder = spec.source.builder if spec.source else None
-    if builder:
-        # Built once, into the model dir the measured process reads, as `aios models build`
-        # does: a fresh machine has no EfficientNet files until someone builds them.
-        from aios.builders import run_builder
-
-        cls = reference.models.builders[builder]
-        avail = cls().probe()
-        if not avail.available:
-            pytest.skip(f"cannot build {builder}: {avail.reason} ({cls.requires})")
-        run_builder(cls, reference.models.cache_dir)
+    if spec.source and spec.source.builder:
+        # Into the model dir the measured process reads: a fresh machine has no EfficientNet
+        # files until someone builds them.
+        build_or_skip(reference.models.builders[spec.source.builder], reference.models.cache_dir)
     sources.resolve(spec, reference.base_dir, reference.models.cache_dir, reference.models.builders)
     proc = subprocess.run(
         [sys.executable, "-c", MEASURE_ONNX, model_id, use],

@@ -299,10 +299,9 @@ class DifficultyRouter:
             comps = z["embed_components"]
             words = z["word_coef"] if "word_coef" in z.files else np.zeros((0,))
             word_bag = WordBag(words, float(z["word_intercept"])) if words.size else None
-            quantiles = z["score_quantiles"] if "score_quantiles" in z.files else np.zeros((0,))
             percentile = None
             if version >= 3:
-                percentile = PercentileScale(quantiles, int(metadata["n_train"]))
+                percentile = PercentileScale(z["score_quantiles"], int(metadata["n_train"]))
             return cls(
                 feature_mean=z["feature_mean"],
                 feature_scale=z["feature_scale"],

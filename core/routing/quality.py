@@ -33,14 +33,16 @@ def _accuracy_curve(scores: np.ndarray, device: np.ndarray, cloud: np.ndarray) -
     return (int(device.sum()) + cum) / n
 
 
-def _thresholds(scores: np.ndarray) -> list[float | None]:
-    """threshold(k) for k = 0..n: sending ``score >= threshold`` to the cloud sends the k
-    highest-scored prompts (fewer or more only where scores tie). Midway between neighbours,
-    so a prompt scored a little differently does not flip; None for k = 0 (no threshold
-    sends nothing but one above every score)."""
-    ranked = scores[_order(scores)]
-    mids = (ranked[:-1] + ranked[1:]) / 2
-    return [None, *(float(t) for t in mids), float(ranked[-1])] if len(ranked) else [None]
+def _threshold(ranked: np.ndarray, k: int) -> float | None:
+    """With ``ranked`` the scores highest first: the threshold at which ``score >= threshold``
+    sends the k highest-scored prompts to the cloud (fewer or more only where scores tie).
+    Midway between neighbours, so a prompt scored a little differently does not flip; None
+    for k = 0 (only a threshold above every score sends nothing)."""
+    if k == 0:
+        return None
+    if k == len(ranked):
+        return float(ranked[-1])
+    return float((ranked[k - 1] + ranked[k]) / 2)
 
 
 def _summary(acc: np.ndarray, a_d: float, a_c: float) -> dict[str, float]:
@@ -64,15 +66,15 @@ def _summary(acc: np.ndarray, a_d: float, a_c: float) -> dict[str, float]:
 
 
 def _curve_points(
-    acc: np.ndarray, points: int, thresholds: list[float | None] | None = None
+    acc: np.ndarray, points: int, ranked: np.ndarray | None = None
 ) -> list[dict[str, Any]]:
     n = len(acc) - 1
     out = []
     for share in np.linspace(1.0, 0.0, points):
         k = int(round((1.0 - share) * n))
         point: dict[str, Any] = {"device_share": round(float(share), 6), "accuracy": float(acc[k])}
-        if thresholds is not None:
-            point["threshold"] = thresholds[k]
+        if ranked is not None:
+            point["threshold"] = _threshold(ranked, k)
         out.append(point)
     return out
 
@@ -97,19 +99,19 @@ def evaluate(
     a_d, a_c = float(d.mean()), float(c.mean())
     acc = _accuracy_curve(s, d, c)
     summary = _summary(acc, a_d, a_c)
-    thresholds = _thresholds(s)
+    ranked = s[_order(s)]
     n = len(d)
     at = {}
     for level in (95, 100):
         to_cloud = int(round((1.0 - summary[f"device_share_at_{level}"]) * n))
-        at[f"threshold_at_{level}"] = thresholds[to_cloud]
+        at[f"threshold_at_{level}"] = _threshold(ranked, to_cloud)
     return {
         "n": n,
         "device_accuracy": a_d,
         "cloud_accuracy": a_c,
         **summary,
         **at,
-        "curve": _curve_points(acc, curve_points, thresholds),
+        "curve": _curve_points(acc, curve_points, ranked),
     }
 
 

@@ -65,13 +65,13 @@ def targets(
     if backends is not None and len(classes) == len(backends):
         return [(b.name, b) for b in classes]
     found, failures = registered()
-    wanted: list[type[Backend] | str]
+    wanted: Sequence[type[Backend] | str]
     if backends is not None:
-        wanted = list(backends)
+        wanted = backends
     elif option and option != "all":
         wanted = [n.strip() for n in option.split(",") if n.strip()]
     else:
-        wanted = [*sorted(found)]
+        wanted = sorted(found)
     out: list[tuple[str, type[Backend] | Unresolved]] = []
     for b in wanted:
         if isinstance(b, type):
